@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs everything Airlock's tests need on a fresh Debian bookworm machine:
+# PC/SC (pcscd + vpcd) for the YubiKey PIV emulator, swtpm for TPM tests,
+# zbar and qrencode for QR interoperability, FAT/ext4/ISO tools for USB images,
+# tmux for terminal UI tests, and the Node packages of the interop peers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  build-essential pkg-config git ca-certificates
+  pcscd libpcsclite-dev vsmartcard-vpcd
+  swtpm swtpm-tools
+  libzbar-dev zbar-tools qrencode
+  dosfstools mtools e2fsprogs xorriso fdisk
+  tmux
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  echo "installing: ${missing[*]}" >&2
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Node peers used by the interoperability tests (tuf-js, @ngraveio/bc-ur).
+if [[ -f test/interop/package.json ]]; then
+  (cd test/interop && npm ci --no-audit --no-fund --loglevel=error)
+fi
