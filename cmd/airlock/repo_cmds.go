@@ -1,0 +1,409 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"airlock.dev/airlock/hsm"
+	"airlock.dev/airlock/internal/cli"
+	"airlock.dev/airlock/internal/online"
+	"airlock.dev/airlock/tuf"
+)
+
+func prompter(stderr io.Writer) hsm.Prompter { return cli.TerminalPrompter{Out: stderr} }
+
+func durationFlag(name, v string) (time.Duration, error) {
+	d, err := cli.ParseDuration(v)
+	if err != nil {
+		return 0, cli.Usagef("--%s: %v", name, err)
+	}
+	return d, nil
+}
+
+func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("airlock init", "usage: airlock init --repo DIR --root-key URI... --targets-key URI... --online-key URI\n", stderr)
+	repo := fs.String("repo", "", "repository folder to create")
+	var rootKeys, targetsKeys cli.List
+	fs.Var(&rootKeys, "root-key", "root key URI (repeat)")
+	fs.Var(&targetsKeys, "targets-key", "targets key URI (repeat)")
+	onlineKey := fs.String("online-key", "", "snapshot and timestamp key URI (held by the registry gate)")
+	rootT := fs.Int("root-threshold", 1, "root signatures required")
+	targetsT := fs.Int("targets-threshold", 1, "targets signatures required")
+	rootExp := fs.String("root-expires", "365d", "root expiry")
+	targetsExp := fs.String("targets-expires", "90d", "targets expiry")
+	snapExp := fs.String("snapshot-expires", "7d", "snapshot expiry")
+	tsExp := fs.String("timestamp-expires", "1d", "timestamp expiry")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if *repo == "" || len(rootKeys) == 0 || len(targetsKeys) == 0 || *onlineKey == "" {
+		return cli.Usagef("--repo, --root-key, --targets-key and --online-key are required")
+	}
+	o := tuf.InitOptions{RootThreshold: *rootT, TargetsThreshold: *targetsT}
+	var err error
+	for _, p := range []struct {
+		name, v string
+		d       *time.Duration
+	}{{"root-expires", *rootExp, &o.RootExpires}, {"targets-expires", *targetsExp, &o.TargetsExpires}, {"snapshot-expires", *snapExp, &o.SnapshotExpires}, {"timestamp-expires", *tsExp, &o.TimestampExpires}} {
+		if *p.d, err = durationFlag(p.name, p.v); err != nil {
+			return err
+		}
+	}
+	if o.Root, err = cli.OpenKeys(ctx, rootKeys, prompter(stderr)); err != nil {
+		return err
+	}
+	if o.Targets, err = cli.OpenKeys(ctx, targetsKeys, prompter(stderr)); err != nil {
+		return err
+	}
+	ks, err := cli.OpenKeys(ctx, []string{*onlineKey}, prompter(stderr))
+	if err != nil {
+		return err
+	}
+	o.Online = ks[0]
+	if _, err := tuf.Init(*repo, o); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "airlock init: created %s: root 1 (%d-of-%d), targets 1 (%d-of-%d)\n", *repo, *rootT, len(rootKeys), *targetsT, len(targetsKeys))
+	return nil
+}
+
+// loadPublicKey reads a key given as a URI (the key or card must be present)
+// or as a file holding a TUF public key in JSON (as airlock key public and
+// airlock key enroll print).
+func loadPublicKey(ctx context.Context, s string, stderr io.Writer) (*metadata.Key, error) {
+	if strings.HasSuffix(s, ".json") {
+		raw, err := os.ReadFile(s)
+		if err != nil {
+			return nil, err
+		}
+		var k metadata.Key
+		if err := json.Unmarshal(raw, &k); err != nil {
+			return nil, fmt.Errorf("%s: not a TUF public key: %w", s, err)
+		}
+		if _, err := tuf.Fingerprint(&k); err != nil {
+			return nil, fmt.Errorf("%s: %w", s, err)
+		}
+		return &k, nil
+	}
+	ks, err := cli.OpenKeys(ctx, []string{s}, prompter(stderr))
+	if err != nil {
+		return nil, err
+	}
+	return tuf.KeyFromSigner(ks[0])
+}
+
+func cmdDelegate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("airlock delegate", `usage: airlock delegate --repo DIR --role NAME --key URI|KEY.json... --threshold N --paths PATTERN...
+       [--group NAME:MIN:KEY,KEY...] [--terminating] (--sign-key URI... | --out BUNDLE)
+       airlock delegate --repo DIR --role NAME --remove (--sign-key URI... | --out BUNDLE)
+
+The change is a new version of the delegating role (targets). With --sign-key
+it is signed at once (development); with --out it becomes a bundle for a
+delegation ceremony on the appliance. Group keys are key ids, or #N for the
+N-th --key (from 1).
+`, stderr)
+	repoDir := fs.String("repo", "", "repository folder")
+	role := fs.String("role", "", "delegated role name")
+	delegator := fs.String("delegator", metadata.TARGETS, "delegating role")
+	var keys, paths, groups, signKeys cli.List
+	fs.Var(&keys, "key", "key URI or TUF public key file of the role (repeat)")
+	fs.Var(&paths, "paths", "target path pattern the role may sign (repeat)")
+	fs.Var(&groups, "group", "approval group NAME:MIN:KEY,KEY (repeat)")
+	fs.Var(&signKeys, "sign-key", "key of the delegating role to sign the change with (repeat)")
+	threshold := fs.Int("threshold", 0, "signatures required")
+	terminating := fs.Bool("terminating", false, "stop the target search at this role")
+	remove := fs.Bool("remove", false, "remove the role")
+	out := fs.String("out", "", "write a bundle for the appliance instead of signing")
+	expires := fs.String("expires", "90d", "expiry of the new delegating version")
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if *repoDir == "" || *role == "" {
+		return cli.Usagef("--repo and --role are required")
+	}
+	if (len(signKeys) == 0) == (*out == "") {
+		return cli.Usagef("give either --sign-key (sign now) or --out (bundle for the appliance)")
+	}
+	exp, err := durationFlag("expires", *expires)
+	if err != nil {
+		return err
+	}
+	repo, err := tuf.OpenRepository(*repoDir)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	next, err := repo.NextTargets(*delegator, now.Add(exp))
+	if err != nil {
+		return err
+	}
+	if *remove {
+		if err := tuf.RemoveDelegation(next, *role); err != nil {
+			return err
+		}
+	} else {
+		if len(keys) == 0 || *threshold < 1 || len(paths) == 0 {
+			return cli.Usagef("--key, --threshold and --paths are required to add or change a role")
+		}
+		spec := tuf.DelegationSpec{Name: *role, Threshold: *threshold, Paths: paths, Terminating: *terminating}
+		var ids []string
+		for _, k := range keys {
+			pk, err := loadPublicKey(ctx, k, stderr)
+			if err != nil {
+				return err
+			}
+			id, err := tuf.KeyID(pk)
+			if err != nil {
+				return err
+			}
+			spec.Keys = append(spec.Keys, pk)
+			ids = append(ids, id)
+		}
+		for _, g := range groups {
+			grp, err := parseGroup(g, ids)
+			if err != nil {
+				return err
+			}
+			spec.Groups = append(spec.Groups, grp)
+		}
+		if err := tuf.SetDelegation(next, spec); err != nil {
+			return err
+		}
+	}
+	if *out != "" {
+		raw, err := next.ToBytes(false)
+		if err != nil {
+			return err
+		}
+		req, err := repo.BuildRequest(tuf.KindDelegation, *delegator, raw, now)
+		if err != nil {
+			return err
+		}
+		b := &online.Bundle{Request: req, Files: map[string]string{}}
+		if err := b.WriteDir(*out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "airlock delegate: wrote bundle %s for %s version %d\n", *out, *delegator, next.Signed.Version)
+		return nil
+	}
+	signers, err := cli.OpenKeys(ctx, signKeys, prompter(stderr))
+	if err != nil {
+		return err
+	}
+	d, err := repo.Delegation(*delegator)
+	if err != nil {
+		return err
+	}
+	payload, err := tuf.Canonical(next)
+	if err != nil {
+		return err
+	}
+	for _, s := range signers {
+		sig, err := tuf.SignPayload(d, s, payload)
+		if err != nil {
+			return err
+		}
+		next.Signatures = append(next.Signatures, sig)
+	}
+	ks, err := cli.OpenKeys(ctx, []string{repo.Config.OnlineKey}, prompter(stderr))
+	if err != nil {
+		return err
+	}
+	if err := repo.CommitTargets(*delegator, next, ks[0], now); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "airlock delegate: %s version %d written\n", *delegator, next.Signed.Version)
+	return nil
+}
+
+func parseGroup(s string, ids []string) (tuf.Group, error) {
+	parts := strings.SplitN(s, ":", 3)
+	if len(parts) != 3 {
+		return tuf.Group{}, cli.Usagef("--group %q: want NAME:MIN:KEY,KEY", s)
+	}
+	min, err := strconv.Atoi(parts[1])
+	if err != nil {
+		return tuf.Group{}, cli.Usagef("--group %q: MIN is not a number", s)
+	}
+	g := tuf.Group{Name: parts[0], Min: min}
+	for _, k := range strings.Split(parts[2], ",") {
+		if n, ok := strings.CutPrefix(k, "#"); ok {
+			i, err := strconv.Atoi(n)
+			if err != nil || i < 1 || i > len(ids) {
+				return tuf.Group{}, cli.Usagef("--group %q: %s is not a --key index from 1 to %d", s, k, len(ids))
+			}
+			k = ids[i-1]
+		}
+		g.KeyIDs = append(g.KeyIDs, k)
+	}
+	return g, nil
+}
+
+func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "create" {
+		return cli.Usagef("usage: airlock bundle create --repo DIR --role NAME --add FILE[=TARGET]... --out BUNDLE")
+	}
+	fs := cli.NewFlagSet("airlock bundle create", `usage: airlock bundle create --repo DIR --role NAME --add FILE[=TARGET]... [--remove TARGET]...
+       [--provenance FILE[=TARGET]]... [--previous FILE[=TARGET]]... [--expires 90d] [--note TEXT] --out BUNDLE
+`, stderr)
+	repoDir := fs.String("repo", "", "repository folder")
+	role := fs.String("role", "", "role to release")
+	var add, remove, prov, prev cli.List
+	fs.Var(&add, "add", "artifact FILE[=TARGET] to add or replace (repeat)")
+	fs.Var(&remove, "remove", "target to remove (repeat)")
+	fs.Var(&prov, "provenance", "Sigstore bundle FILE[=TARGET] (repeat)")
+	fs.Var(&prev, "previous", "previous release FILE[=TARGET] for content diffs (repeat)")
+	expires := fs.String("expires", "90d", "expiry of the new version")
+	note := fs.String("note", "", "note for the key holders (shown as untrusted text)")
+	out := fs.String("out", "", "bundle folder to write")
+	if err := cli.Parse(fs, args[1:]); err != nil {
+		return err
+	}
+	if *repoDir == "" || *role == "" || *out == "" {
+		return cli.Usagef("--repo, --role and --out are required")
+	}
+	exp, err := durationFlag("expires", *expires)
+	if err != nil {
+		return err
+	}
+	repo, err := tuf.OpenRepository(*repoDir)
+	if err != nil {
+		return err
+	}
+	o := online.BundleOptions{Role: *role, Remove: remove, Expires: exp, Note: *note}
+	for _, a := range add {
+		o.Add = append(o.Add, online.ParseFileArg(a))
+	}
+	for _, a := range prov {
+		o.Provenance = append(o.Provenance, online.ParseFileArg(a))
+	}
+	for _, a := range prev {
+		o.Previous = append(o.Previous, online.ParseFileArg(a))
+	}
+	b, err := online.CreateBundle(repo, o)
+	if err != nil {
+		return err
+	}
+	if err := b.WriteDir(*out); err != nil {
+		return err
+	}
+	p, _ := b.Request.Payload()
+	fmt.Fprintf(stderr, "airlock bundle create: %s version %d, sha256 %s, %d files -> %s\n", *role, p.Version, p.SHA256, len(b.Files), *out)
+	return nil
+}
+
+func cmdSign(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("airlock sign", "usage: airlock sign --key URI... BUNDLE --out RESPONSE\n\nDevelopment signing of a request; the appliance is the production path.\n", stderr)
+	var keys cli.List
+	fs.Var(&keys, "key", "key URI (repeat)")
+	out := fs.String("out", "", "response file to write")
+	args = moveFlagsFirst(args)
+	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	if len(keys) == 0 || *out == "" || fs.NArg() != 1 {
+		return cli.Usagef("want --key URI, --out RESPONSE and one BUNDLE")
+	}
+	req, err := online.ReadRequest(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	signers, err := cli.OpenKeys(ctx, keys, prompter(stderr))
+	if err != nil {
+		return err
+	}
+	resp, err := online.Sign(req, signers, time.Now())
+	if err != nil {
+		return err
+	}
+	raw, err := resp.Marshal()
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(append(raw, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	fmt.Fprintf(stderr, "airlock sign: %s version %d sha256 %s signed by %d key(s) -> %s\n", resp.Role, resp.Version, resp.SignedSHA256, len(resp.Signatures), *out)
+	return f.Close()
+}
+
+// moveFlagsFirst lets positional arguments come before flags, as the
+// documented forms do ("airlock sign --key K BUNDLE --out R").
+func moveFlagsFirst(args []string) []string {
+	var flags, pos []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			flags = append(flags, a)
+			if !strings.Contains(a, "=") && i+1 < len(args) && !isBoolFlag(a) {
+				flags = append(flags, args[i+1])
+				i++
+			}
+			continue
+		}
+		pos = append(pos, a)
+	}
+	return append(flags, pos...)
+}
+
+func isBoolFlag(a string) bool {
+	switch strings.TrimLeft(a, "-") {
+	case "json", "dev", "terminating", "remove", "h", "help":
+		return true
+	}
+	return false
+}
+
+func cmdCombine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := cli.NewFlagSet("airlock combine", "usage: airlock combine --repo DIR BUNDLE RESPONSE...\n", stderr)
+	repoDir := fs.String("repo", "", "repository folder")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	if err := cli.Parse(fs, moveFlagsFirst(args)); err != nil {
+		return err
+	}
+	if *repoDir == "" || fs.NArg() < 2 {
+		return cli.Usagef("want --repo DIR, a BUNDLE and at least one RESPONSE")
+	}
+	repo, err := tuf.OpenRepository(*repoDir)
+	if err != nil {
+		return err
+	}
+	var resps []*tuf.Response
+	for _, f := range fs.Args()[1:] {
+		r, err := online.ReadResponse(f)
+		if err != nil {
+			return err
+		}
+		resps = append(resps, r)
+	}
+	ks, err := cli.OpenKeys(ctx, []string{repo.Config.OnlineKey}, prompter(stderr))
+	if err != nil {
+		return err
+	}
+	res, err := online.Combine(repo, fs.Arg(0), resps, ks[0], time.Now())
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(stdout).Encode(res)
+	}
+	var who []string
+	for _, s := range res.Signers {
+		who = append(who, s.Holder+" "+s.KeyID[:12])
+	}
+	fmt.Fprintf(stdout, "%s version %d: %d signatures (%s); snapshot and timestamp refreshed\n", res.Role, res.Version, len(res.Signers), strings.Join(who, ", "))
+	return nil
+}

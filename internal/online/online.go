@@ -1,0 +1,423 @@
+// Package online implements the online side of a release: building a
+// release bundle from a repository, development signing of a request, and
+// combining signature responses back into the repository. cmd/airlock and
+// the demo both use it.
+package online
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"airlock.dev/airlock/hsm"
+	"airlock.dev/airlock/tuf"
+)
+
+// FileArg is a local file and the target (or role path) it stands for.
+type FileArg struct {
+	File   string
+	Target string
+}
+
+// ParseFileArg parses FILE[=TARGET]; without a target the file's base name
+// is used.
+func ParseFileArg(s string) FileArg {
+	if f, t, ok := strings.Cut(s, "="); ok {
+		return FileArg{File: f, Target: t}
+	}
+	return FileArg{File: s, Target: filepath.Base(s)}
+}
+
+// BundleOptions describes a release bundle to build.
+type BundleOptions struct {
+	Role       string
+	Kind       string // default: release, or resign with no target changes
+	Add        []FileArg
+	Remove     []string
+	Provenance []FileArg // Target "" maps to the only added target
+	Previous   []FileArg
+	Expires    time.Duration
+	Note       string
+	Now        time.Time
+}
+
+// Bundle is a built bundle before it is written.
+type Bundle struct {
+	Request *tuf.Request
+	// Files maps bundle paths (artifacts/..., previous/..., provenance/...)
+	// to local files.
+	Files map[string]string
+}
+
+// CreateBundle builds the next version of a targets role with the given
+// changes and the signing request for it.
+func CreateBundle(repo *tuf.Repository, o BundleOptions) (*Bundle, error) {
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.Expires == 0 {
+		o.Expires = 90 * 24 * time.Hour
+	}
+	if o.Role == metadata.ROOT {
+		return nil, errors.New("root changes are built with airlock root, not bundle create")
+	}
+	next, err := repo.NextTargets(o.Role, o.Now.Add(o.Expires))
+	if err != nil {
+		return nil, err
+	}
+	b := &Bundle{Files: map[string]string{}}
+	var targets []tuf.TargetFile
+	used := map[string]bool{}
+	bundlePath := func(dir, file string) string {
+		p := dir + "/" + filepath.Base(file)
+		for i := 2; used[p]; i++ {
+			p = fmt.Sprintf("%s/%d-%s", dir, i, filepath.Base(file))
+		}
+		used[p] = true
+		return p
+	}
+	for _, a := range o.Add {
+		f, err := os.Open(a.File)
+		if err != nil {
+			return nil, err
+		}
+		tf, err := tuf.HashReader(f)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", a.File, err)
+		}
+		if err := tuf.SetTarget(next, a.Target, tf, nil); err != nil {
+			return nil, err
+		}
+		bp := bundlePath("artifacts", a.File)
+		b.Files[bp] = a.File
+		targets = append(targets, tuf.TargetFile{Path: a.Target, Length: tf.Length, Hashes: hexHashes(tf.Hashes), File: bp})
+	}
+	for _, t := range o.Remove {
+		if err := tuf.RemoveTarget(next, t); err != nil {
+			return nil, err
+		}
+	}
+	kind := o.Kind
+	if kind == "" {
+		kind = tuf.KindRelease
+		if len(o.Add) == 0 && len(o.Remove) == 0 {
+			kind = tuf.KindResign
+		}
+	}
+	raw, err := next.ToBytes(false)
+	if err != nil {
+		return nil, err
+	}
+	req, err := repo.BuildRequest(kind, o.Role, raw, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	req.Targets = targets
+	req.Note = o.Note
+	mapRefs := func(args []FileArg, dir string) ([]tuf.FileRef, error) {
+		var refs []tuf.FileRef
+		for _, a := range args {
+			target := a.Target
+			if target == filepath.Base(a.File) || target == "" {
+				if len(o.Add) != 1 {
+					return nil, fmt.Errorf("%s: say which target it belongs to with FILE=TARGET", a.File)
+				}
+				target = o.Add[0].Target
+			}
+			if _, ok := next.Signed.Targets[target]; !ok {
+				return nil, fmt.Errorf("%s: target %q is not in the new version of %s", a.File, target, o.Role)
+			}
+			bp := bundlePath(dir, a.File)
+			b.Files[bp] = a.File
+			refs = append(refs, tuf.FileRef{Target: target, File: bp})
+		}
+		return refs, nil
+	}
+	if req.Provenance, err = mapRefs(o.Provenance, "provenance"); err != nil {
+		return nil, err
+	}
+	if req.Previous, err = mapRefs(o.Previous, "previous"); err != nil {
+		return nil, err
+	}
+	b.Request = req
+	if _, err := req.Payload(); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+func hexHashes(h metadata.Hashes) map[string]string {
+	out := map[string]string{}
+	for k, v := range h {
+		out[k] = hex.EncodeToString(v)
+	}
+	return out
+}
+
+// WriteDir writes the bundle as a folder that must not exist yet.
+func (b *Bundle) WriteDir(dir string) error {
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return fmt.Errorf("bundle folder: %w", err)
+	}
+	raw, err := b.Request.Marshal()
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "request.json"), append(raw, '\n'), 0o644); err != nil {
+		return err
+	}
+	paths := make([]string, 0, len(b.Files))
+	for p := range b.Files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		dst := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := copyFile(b.Files[p], dst); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := io.CopyBuffer(out, in, make([]byte, 1<<20)); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// ReadRequest reads request.json from a bundle folder.
+func ReadRequest(bundleDir string) (*tuf.Request, error) {
+	f, err := os.Open(filepath.Join(bundleDir, "request.json"))
+	if err != nil {
+		return nil, fmt.Errorf("bundle %s: %w", bundleDir, err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, tuf.MaxRequestBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	return tuf.ParseRequest(raw)
+}
+
+// RequestDelegation verifies the request's chain of trust from its first
+// root (trusted on first use: development signing only) or from a pinned
+// root, and returns who may sign the role.
+func RequestDelegation(req *tuf.Request, pinned []byte, now time.Time) (*tuf.Delegation, error) {
+	chain := req.Chain.Root
+	var trusted *metadata.Metadata[metadata.RootType]
+	var err error
+	if pinned != nil {
+		trusted, err = tuf.ParseStrict[metadata.RootType](pinned)
+	} else {
+		trusted, err = tuf.ParseStrict[metadata.RootType](chain[0])
+	}
+	if err != nil {
+		return nil, fmt.Errorf("trusted root: %w", err)
+	}
+	if err := tuf.VerifyTrustedRoot(trusted); err != nil {
+		return nil, fmt.Errorf("trusted root: %w", err)
+	}
+	var next [][]byte
+	for _, raw := range chain {
+		r, err := tuf.ParseStrict[metadata.RootType](raw)
+		if err != nil {
+			return nil, fmt.Errorf("chain root: %w", err)
+		}
+		if r.Signed.Version > trusted.Signed.Version {
+			next = append(next, raw)
+		}
+	}
+	root, err := tuf.VerifyRootChain(trusted, next, now)
+	if err != nil {
+		return nil, err
+	}
+	if req.Delegator == metadata.ROOT {
+		return tuf.DelegationFromRoot(root, req.Role)
+	}
+	if len(req.Chain.Delegators) == 0 {
+		return nil, errors.New("request has no delegator metadata")
+	}
+	d, err := tuf.DelegationFromRoot(root, metadata.TARGETS)
+	if err != nil {
+		return nil, err
+	}
+	name := metadata.TARGETS
+	var parent *metadata.Metadata[metadata.TargetsType]
+	for i, raw := range req.Chain.Delegators {
+		m, err := tuf.ParseStrict[metadata.TargetsType](raw)
+		if err != nil {
+			return nil, fmt.Errorf("delegator %d: %w", i, err)
+		}
+		if _, err := tuf.VerifyRole(m, d, tuf.RoleCheck{RefTime: now}); err != nil {
+			return nil, fmt.Errorf("delegator %s: %w", name, err)
+		}
+		parent = m
+		if i+1 < len(req.Chain.Delegators) {
+			nextName, err := nextDelegatorName(m, req.Chain.Delegators[i+1])
+			if err != nil {
+				return nil, err
+			}
+			if d, err = tuf.DelegationFromTargets(m, name, nextName); err != nil {
+				return nil, err
+			}
+			name = nextName
+		}
+	}
+	if name != req.Delegator {
+		return nil, fmt.Errorf("request says %s delegates %s, its chain ends at %s", req.Delegator, req.Role, name)
+	}
+	return tuf.DelegationFromTargets(parent, name, req.Role)
+}
+
+// nextDelegatorName finds which delegated role of m the next chain element
+// is, by trying each delegation's keys against it.
+func nextDelegatorName(m *metadata.Metadata[metadata.TargetsType], raw json.RawMessage) (string, error) {
+	next, err := tuf.ParseStrict[metadata.TargetsType](raw)
+	if err != nil {
+		return "", err
+	}
+	if m.Signed.Delegations == nil {
+		return "", errors.New("chain: delegator delegates nothing")
+	}
+	for _, r := range m.Signed.Delegations.Roles {
+		d, err := tuf.DelegationFromTargets(m, "", r.Name)
+		if err != nil {
+			continue
+		}
+		if _, err := tuf.VerifyRole(next, d, tuf.RoleCheck{}); err == nil {
+			return r.Name, nil
+		}
+	}
+	return "", errors.New("chain: next delegator is not signed by any delegated role")
+}
+
+// Sign signs the request's payload with each key (development signing; the
+// appliance is the production path) and returns the response.
+func Sign(req *tuf.Request, keys []hsm.Signer, now time.Time) (*tuf.Response, error) {
+	p, err := req.Payload()
+	if err != nil {
+		return nil, err
+	}
+	d, err := RequestDelegation(req, nil, now)
+	if err != nil {
+		return nil, err
+	}
+	id := make([]byte, 8)
+	_, _ = rand.Read(id)
+	resp := &tuf.Response{Format: tuf.ResponseFormat, Role: req.Role, Version: p.Version, SignedSHA256: p.SHA256, CeremonyID: "dev-" + hex.EncodeToString(id)}
+	for _, k := range keys {
+		if k.Kind() == hsm.KindFile {
+			resp.Dev = true
+		}
+		sig, err := tuf.SignPayload(d, k, p.Canonical)
+		if err != nil {
+			return nil, err
+		}
+		resp.Signatures = append(resp.Signatures, tuf.Signature{KeyID: sig.KeyID, Sig: hex.EncodeToString(sig.Signature)})
+		if k.Holder() != "" {
+			resp.Holders = append(resp.Holders, k.Holder())
+		}
+	}
+	return resp, nil
+}
+
+// ReadResponse reads and parses a response file.
+func ReadResponse(file string) (*tuf.Response, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, tuf.MaxResponseBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	r, err := tuf.ParseResponse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	return r, nil
+}
+
+// CombineResult says what a combine wrote.
+type CombineResult struct {
+	Role    string       `json:"role"`
+	Version int64        `json:"version"`
+	Signers []tuf.Signer `json:"signers"`
+	Dropped []string     `json:"dropped,omitempty"`
+	Targets []string     `json:"targets_stored"`
+}
+
+// Combine merges responses into the bundle's metadata, verifies it against
+// the repository's own view of the role's delegation, stores the target
+// bytes the bundle carries, writes the role and refreshes snapshot and
+// timestamp with the online key.
+func Combine(repo *tuf.Repository, bundleDir string, responses []*tuf.Response, online hsm.Signer, now time.Time) (*CombineResult, error) {
+	req, err := ReadRequest(bundleDir)
+	if err != nil {
+		return nil, err
+	}
+	p, err := req.Payload()
+	if err != nil {
+		return nil, err
+	}
+	d, err := repo.Delegation(req.Role)
+	if err != nil {
+		return nil, err
+	}
+	c, err := tuf.Combine(p, req.Role, d, nil, responses)
+	if err != nil {
+		return nil, err
+	}
+	res := &CombineResult{Role: req.Role, Version: p.Version, Signers: c.Verified.Signers, Dropped: c.Dropped}
+	if p.Root != nil {
+		p.Root.Signatures = c.Signatures
+		return res, repo.CommitRoot(p.Root, online, now)
+	}
+	for _, t := range req.Targets {
+		tf, ok := p.Targets.Signed.Targets[t.Path]
+		if !ok {
+			return nil, fmt.Errorf("bundle file %s backs target %s, which the metadata does not list", t.File, t.Path)
+		}
+		data, err := os.ReadFile(filepath.Join(bundleDir, filepath.FromSlash(path.Clean(t.File))))
+		if err != nil {
+			return nil, err
+		}
+		if err := tf.VerifyLengthHashes(data); err != nil {
+			return nil, fmt.Errorf("bundle file %s does not match target %s: %w", t.File, t.Path, err)
+		}
+		if err := repo.AddTargetFile(t.Path, data); err != nil {
+			return nil, err
+		}
+		res.Targets = append(res.Targets, t.Path)
+	}
+	p.Targets.Signatures = c.Signatures
+	return res, repo.CommitTargets(req.Role, p.Targets, online, now)
+}
