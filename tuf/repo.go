@@ -2,6 +2,7 @@ package tuf
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -464,17 +465,28 @@ func (r *Repository) CommitRoot(m *metadata.Metadata[metadata.RootType], online 
 }
 
 // AddTargetFile stores a target's bytes under their consistent-snapshot
-// name (targets/DIR/SHA256.NAME).
+// names, one per hash algorithm the metadata lists, as the specification
+// asks (targets/DIR/SHA256.NAME and targets/DIR/SHA512.NAME): clients pick
+// either.
 func (r *Repository) AddTargetFile(target string, data []byte) error {
 	if err := checkTargetPath(target); err != nil {
 		return err
 	}
-	dir, base := path.Split(target)
-	p := filepath.Join(r.Dir, "targets", filepath.FromSlash(dir), SHA256Hex(data)+"."+base)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	tf, err := HashReader(bytes.NewReader(data))
+	if err != nil {
 		return err
 	}
-	return writeFileAtomic(p, data)
+	dir, base := path.Split(target)
+	for _, alg := range []string{"sha256", "sha512"} {
+		p := filepath.Join(r.Dir, "targets", filepath.FromSlash(dir), hex.EncodeToString(tf.Hashes[alg])+"."+base)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := writeFileAtomic(p, data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *Repository) writeRoot(m *metadata.Metadata[metadata.RootType]) error {

@@ -60,6 +60,7 @@ var commands = map[string]command{
 	"verify":   cmdVerify,
 	"key":      cmdKey,
 	"demo":     cmdDemo,
+	"qr":       cmdQR,
 }
 
 func main() {

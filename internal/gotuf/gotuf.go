@@ -27,9 +27,6 @@ func Fetch(baseURL string, root []byte, target string) ([]byte, error) {
 	cfg.LocalMetadataDir = dir
 	cfg.LocalTargetsDir = dir
 	cfg.PrefixTargetsWithHash = true
-	if err := cfg.SetDefaultFetcherRetry(0, 0); err != nil {
-		return nil, err
-	}
 	up, err := updater.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("go-tuf: %w", err)

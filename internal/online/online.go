@@ -7,7 +7,6 @@ package online
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -226,98 +225,6 @@ func ReadRequest(bundleDir string) (*tuf.Request, error) {
 	return tuf.ParseRequest(raw)
 }
 
-// RequestDelegation verifies the request's chain of trust from its first
-// root (trusted on first use: development signing only) or from a pinned
-// root, and returns who may sign the role.
-func RequestDelegation(req *tuf.Request, pinned []byte, now time.Time) (*tuf.Delegation, error) {
-	chain := req.Chain.Root
-	var trusted *metadata.Metadata[metadata.RootType]
-	var err error
-	if pinned != nil {
-		trusted, err = tuf.ParseStrict[metadata.RootType](pinned)
-	} else {
-		trusted, err = tuf.ParseStrict[metadata.RootType](chain[0])
-	}
-	if err != nil {
-		return nil, fmt.Errorf("trusted root: %w", err)
-	}
-	if err := tuf.VerifyTrustedRoot(trusted); err != nil {
-		return nil, fmt.Errorf("trusted root: %w", err)
-	}
-	var next [][]byte
-	for _, raw := range chain {
-		r, err := tuf.ParseStrict[metadata.RootType](raw)
-		if err != nil {
-			return nil, fmt.Errorf("chain root: %w", err)
-		}
-		if r.Signed.Version > trusted.Signed.Version {
-			next = append(next, raw)
-		}
-	}
-	root, err := tuf.VerifyRootChain(trusted, next, now)
-	if err != nil {
-		return nil, err
-	}
-	if req.Delegator == metadata.ROOT {
-		return tuf.DelegationFromRoot(root, req.Role)
-	}
-	if len(req.Chain.Delegators) == 0 {
-		return nil, errors.New("request has no delegator metadata")
-	}
-	d, err := tuf.DelegationFromRoot(root, metadata.TARGETS)
-	if err != nil {
-		return nil, err
-	}
-	name := metadata.TARGETS
-	var parent *metadata.Metadata[metadata.TargetsType]
-	for i, raw := range req.Chain.Delegators {
-		m, err := tuf.ParseStrict[metadata.TargetsType](raw)
-		if err != nil {
-			return nil, fmt.Errorf("delegator %d: %w", i, err)
-		}
-		if _, err := tuf.VerifyRole(m, d, tuf.RoleCheck{RefTime: now}); err != nil {
-			return nil, fmt.Errorf("delegator %s: %w", name, err)
-		}
-		parent = m
-		if i+1 < len(req.Chain.Delegators) {
-			nextName, err := nextDelegatorName(m, req.Chain.Delegators[i+1])
-			if err != nil {
-				return nil, err
-			}
-			if d, err = tuf.DelegationFromTargets(m, name, nextName); err != nil {
-				return nil, err
-			}
-			name = nextName
-		}
-	}
-	if name != req.Delegator {
-		return nil, fmt.Errorf("request says %s delegates %s, its chain ends at %s", req.Delegator, req.Role, name)
-	}
-	return tuf.DelegationFromTargets(parent, name, req.Role)
-}
-
-// nextDelegatorName finds which delegated role of m the next chain element
-// is, by trying each delegation's keys against it.
-func nextDelegatorName(m *metadata.Metadata[metadata.TargetsType], raw json.RawMessage) (string, error) {
-	next, err := tuf.ParseStrict[metadata.TargetsType](raw)
-	if err != nil {
-		return "", err
-	}
-	if m.Signed.Delegations == nil {
-		return "", errors.New("chain: delegator delegates nothing")
-	}
-	for _, r := range m.Signed.Delegations.Roles {
-		d, err := tuf.DelegationFromTargets(m, "", r.Name)
-		if err != nil {
-			continue
-		}
-		if _, err := tuf.VerifyRole(next, d, tuf.RoleCheck{}); err == nil {
-			return r.Name, nil
-		}
-	}
-	return "", errors.New("chain: next delegator is not signed by any delegated role")
-}
-
 // Sign signs the request's payload with each key (development signing; the
 // appliance is the production path) and returns the response.
 func Sign(req *tuf.Request, keys []hsm.Signer, now time.Time) (*tuf.Response, error) {
@@ -325,7 +232,7 @@ func Sign(req *tuf.Request, keys []hsm.Signer, now time.Time) (*tuf.Response, er
 	if err != nil {
 		return nil, err
 	}
-	d, err := RequestDelegation(req, nil, now)
+	d, _, err := req.Delegation(nil, now)
 	if err != nil {
 		return nil, err
 	}
