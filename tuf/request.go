@@ -249,6 +249,11 @@ func (r *Request) Payload() (*Payload, error) {
 			if len(p.Targets.Signed.Targets) > MaxTargets {
 				err = fmt.Errorf("%d targets, over the %d cap", len(p.Targets.Signed.Targets), MaxTargets)
 			}
+			for name := range p.Targets.Signed.Targets {
+				if err == nil {
+					err = checkTargetPath(name)
+				}
+			}
 		}
 	case metadata.ROOT:
 		p.Root, err = ParseStrict[metadata.RootType](r.Metadata)

@@ -340,7 +340,6 @@ func retriesLeft(t transport.TPM) int {
 	return int(m - c)
 }
 
-
 // blockedError says the TPM is in dictionary-attack lockout and what to do.
 func blockedError(t transport.TPM) error {
 	how := "wait for the tpm's lockout recovery interval"

@@ -1,0 +1,5 @@
+package interop
+
+import "net/http"
+
+func fileServer(dir string) http.Handler { return http.FileServer(http.Dir(dir)) }
