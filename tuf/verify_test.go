@@ -233,4 +233,3 @@ func TestParseStrictRefusesAmbiguousJSON(t *testing.T) {
 		})
 	}
 }
-

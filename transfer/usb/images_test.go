@@ -452,6 +452,10 @@ func TestWriteResponse(t *testing.T) {
 			// dosfstools finds the filesystem consistent.
 			if name == "fat32" {
 				run(t, "", "fsck.vfat", "-n", img)
+			} else {
+				part := filepath.Join(t.TempDir(), "part.img")
+				run(t, "", "dd", "if="+img, "of="+part, "bs=1M", "skip=1", "status=none")
+				run(t, "", "fsck.vfat", "-n", part)
 			}
 			// And package bundle reads it as a response.
 			v, err := Open(img)

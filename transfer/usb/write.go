@@ -103,8 +103,10 @@ func writeFAT32(devPath, dir string, files []ResponseFile) (err error) {
 		cands = append(cands, whole)
 	}
 	var fsys *fat32.FileSystem
+	var at candidate
 	var why error = errors.New("no FAT32 filesystem")
 	for _, c := range cands {
+		at = c
 		bs := make([]byte, 512)
 		if _, err := f.ReadAt(bs, c.start); err != nil {
 			continue
@@ -163,6 +165,9 @@ func writeFAT32(devPath, dir string, files []ResponseFile) (err error) {
 		if err != nil {
 			return fmt.Errorf("usb: %s: write %s: %w", devPath, p, err)
 		}
+	}
+	if err := fixFAT32(f, at.start, at.size, dir); err != nil {
+		return fmt.Errorf("usb: %s: finish %s: %w", devPath, dir, err)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("usb: %s: sync: %w", devPath, err)
