@@ -175,7 +175,12 @@ func verifySig(k *metadata.Key, payload, sig []byte) error {
 	if err != nil {
 		return err
 	}
+	return verifyParsed(pub, hash, payload, sig)
+}
+
+func verifyParsed(pub crypto.PublicKey, hash crypto.Hash, payload, sig []byte) error {
 	var v signature.Verifier
+	var err error
 	switch pub := pub.(type) {
 	case *rsa.PublicKey:
 		v, err = signature.LoadRSAPSSVerifier(pub, hash, &rsa.PSSOptions{Hash: crypto.SHA256})

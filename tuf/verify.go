@@ -1,6 +1,7 @@
 package tuf
 
 import (
+	"crypto"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +31,35 @@ type Delegation struct {
 	KeyIDs    []string
 	Threshold int
 	Groups    []Group
+
+	// parsed caches each key's public key and fingerprint by key ID.
+	parsed map[string]parsedKey
+}
+
+type parsedKey struct {
+	pub  crypto.PublicKey
+	hash crypto.Hash
+	fp   string
+	err  error
+}
+
+// key returns the parsed public key listed under id.
+func (d *Delegation) key(id string) parsedKey {
+	if pk, ok := d.parsed[id]; ok {
+		return pk
+	}
+	if d.parsed == nil {
+		d.parsed = map[string]parsedKey{}
+	}
+	var pk parsedKey
+	k, ok := d.Keys[id]
+	if !ok || k == nil {
+		pk.err = fmt.Errorf("key %s is not listed", short(id))
+	} else if pk.pub, pk.hash, pk.err = publicKey(k); pk.err == nil {
+		pk.fp, pk.err = fingerprint(pk.pub)
+	}
+	d.parsed[id] = pk
+	return pk
 }
 
 // Signer is one distinct key whose signature counted.
@@ -171,12 +201,12 @@ func (d *Delegation) check() error {
 		if err := checkKeyID(id, k); err != nil {
 			return fmt.Errorf("role %s: %w", d.Role, err)
 		}
-		fp, err := Fingerprint(k)
-		if err != nil {
+		pk := d.key(id)
+		if pk.err != nil {
 			// An unusable key cannot count; the threshold check below says so.
 			continue
 		}
-		distinct[fp] = true
+		distinct[pk.fp] = true
 	}
 	if d.Threshold > len(distinct) {
 		return fmt.Errorf("role %s: threshold %d is above the %d distinct usable keys", d.Role, d.Threshold, len(distinct))
@@ -192,8 +222,8 @@ func (d *Delegation) check() error {
 			if !seen[id] {
 				return fmt.Errorf("role %s: approval group %q names key %s, which is not a key of the role", d.Role, g.Name, short(id))
 			}
-			if fp, err := Fingerprint(d.Keys[id]); err == nil {
-				gdistinct[fp] = true
+			if pk := d.key(id); pk.err == nil {
+				gdistinct[pk.fp] = true
 			}
 		}
 		if g.Min < 1 || g.Min > len(gdistinct) {
@@ -235,16 +265,17 @@ func (d *Delegation) Verify(payload []byte, sigs []metadata.Signature) (*Verifie
 			continue
 		}
 		k := d.Keys[s.KeyID]
-		fp, err := Fingerprint(k)
-		if err != nil {
-			v.Ignored = append(v.Ignored, fmt.Sprintf("signature %d: key %s: %v", i, short(s.KeyID), err))
+		pk := d.key(s.KeyID)
+		if pk.err != nil {
+			v.Ignored = append(v.Ignored, fmt.Sprintf("signature %d: key %s: %v", i, short(s.KeyID), pk.err))
 			continue
 		}
+		fp := pk.fp
 		if counted[fp] {
 			v.Ignored = append(v.Ignored, fmt.Sprintf("signature %d: key %s already counted", i, short(s.KeyID)))
 			continue
 		}
-		if err := verifySig(k, payload, s.Signature); err != nil {
+		if err := verifyParsed(pk.pub, pk.hash, payload, s.Signature); err != nil {
 			v.Ignored = append(v.Ignored, fmt.Sprintf("signature %d: key %s: invalid signature", i, short(s.KeyID)))
 			continue
 		}
@@ -268,9 +299,8 @@ func (d *Delegation) CheckGroups(v *Verified) error {
 	for _, g := range d.Groups {
 		have := map[string]bool{}
 		for _, id := range g.KeyIDs {
-			fp, err := Fingerprint(d.Keys[id])
-			if err == nil && signed[fp] {
-				have[fp] = true
+			if pk := d.key(id); pk.err == nil && signed[pk.fp] {
+				have[pk.fp] = true
 			}
 		}
 		if len(have) < g.Min {
