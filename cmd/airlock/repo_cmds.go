@@ -312,6 +312,11 @@ func cmdSign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if len(keys) == 0 || *out == "" || fs.NArg() != 1 {
 		return cli.Usagef("want --key URI, --out RESPONSE and one BUNDLE")
 	}
+	for _, k := range keys {
+		if _, err := hsm.ParseURI(k); err != nil {
+			return cli.Usagef("--key: %v", err)
+		}
+	}
 	req, err := online.ReadRequest(fs.Arg(0))
 	if err != nil {
 		return err
