@@ -1,0 +1,59 @@
+package appliance
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// File names of an exported response folder.
+const (
+	ResponseFile = "response.json"
+	RecordFile   = "record.json"
+)
+
+// DirSink writes response.json and record.json into a folder that must not
+// exist yet (a fresh folder per ceremony, so nothing is overwritten).
+type DirSink string
+
+// Export writes the files, fsyncs them and the folder.
+func (d DirSink) Export(_ context.Context, e Export) (string, error) {
+	dir := string(d)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("response folder: %w (give a folder that does not exist yet)", err)
+	}
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{RecordFile, e.Record}, {ResponseFile, e.Response}} {
+		if err := writeSync(filepath.Join(dir, f.name), f.b); err != nil {
+			return "", err
+		}
+	}
+	df, err := os.Open(dir)
+	if err != nil {
+		return "", err
+	}
+	defer df.Close()
+	if err := df.Sync(); err != nil {
+		return "", fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return dir, nil
+}
+
+func writeSync(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,178 @@
+package appliance
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"airlock.dev/airlock/appliance/audit"
+	"airlock.dev/airlock/appliance/ledger"
+	"airlock.dev/airlock/appliance/store"
+	"airlock.dev/airlock/tuf"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// File names in the appliance state directory (besides the ledger's and the
+// audit log's own files).
+const (
+	RootFile        = "root.json"         // the pinned TUF root
+	PolicyFile      = "policy.json"       // the appliance policy
+	TrustedRootFile = "trusted_root.json" // the pinned Sigstore trusted root
+	NPMKeysFile     = "npm-keys.json"     // npm registry attestation keys (optional)
+)
+
+// Caps on state files.
+const (
+	MaxRootBytes        = 1 << 20
+	MaxTrustedRootBytes = 1 << 20
+	MaxNPMKeysBytes     = 64 << 10
+)
+
+// StateDir is the appliance's open, locked state directory: pinned root,
+// policy, Sigstore trust, ledger and audit log. It is owned by one process
+// (see package store).
+type StateDir struct {
+	dir         *store.Dir
+	Root        []byte // pinned root metadata, as written
+	Policy      *Policy
+	TrustedRoot []byte // nil when none is pinned: provenance then cannot verify
+	NPMKeys     []byte
+	Ledger      *ledger.Ledger
+	Audit       *audit.Log
+}
+
+// Provision is what InitState writes into a new state directory.
+type Provision struct {
+	Root        []byte // a signed TUF root (trusted on first use, by the officers provisioning it)
+	Policy      []byte
+	TrustedRoot []byte // Sigstore trusted_root.json; optional
+	NPMKeys     []byte // optional
+}
+
+// InitState provisions a new state directory. It refuses a directory that
+// already holds a ledger, audit log or pinned root.
+func InitState(path string, p Provision, clock Clock) error {
+	root, err := tuf.ParseStrict[metadata.RootType](p.Root)
+	if err != nil {
+		return fmt.Errorf("init state: root: %w", err)
+	}
+	if err := tuf.VerifyTrustedRoot(root); err != nil {
+		return fmt.Errorf("init state: root: %w", err)
+	}
+	if _, err := ParsePolicy(p.Policy); err != nil {
+		return fmt.Errorf("init state: %w", err)
+	}
+	if len(p.TrustedRoot) > MaxTrustedRootBytes || len(p.NPMKeys) > MaxNPMKeysBytes {
+		return errors.New("init state: trusted root or npm keys over their caps")
+	}
+	d, err := store.OpenDir(path)
+	if err != nil {
+		return fmt.Errorf("init state: %w", err)
+	}
+	defer d.Close()
+	if ok, err := d.Exists(RootFile); err != nil || ok {
+		return fmt.Errorf("init state: %s already holds a pinned root: a state directory is provisioned once", d.Path())
+	}
+	if err := ledger.Init(d); err != nil {
+		return fmt.Errorf("init state: %w", err)
+	}
+	if err := audit.Init(d); err != nil {
+		return fmt.Errorf("init state: %w", err)
+	}
+	files := []struct {
+		name string
+		b    []byte
+	}{{PolicyFile, p.Policy}, {TrustedRootFile, p.TrustedRoot}, {NPMKeysFile, p.NPMKeys}, {RootFile, p.Root}}
+	for _, f := range files {
+		if len(f.b) == 0 {
+			continue
+		}
+		if err := d.WriteFile(f.name, f.b); err != nil {
+			return fmt.Errorf("init state: %w", err)
+		}
+	}
+	log, err := audit.Open(d, clock.Now)
+	if err != nil {
+		return fmt.Errorf("init state: %w", err)
+	}
+	_, _, err = log.Append(audit.Entry{
+		Time: clock.Now(), Ceremony: audit.ApplianceCeremony, Step: "provision", Outcome: audit.OutcomeOK,
+		Hashes: []audit.Hash{{Name: "root", Sum: sha(p.Root)}, {Name: "policy", Sum: sha(p.Policy)}},
+		Detail: fmt.Sprintf("state provisioned with root version %d", root.Signed.Version),
+	})
+	return err
+}
+
+// OpenState opens and locks a provisioned state directory and reads and
+// verifies everything in it.
+func OpenState(path string, clock Clock) (*StateDir, error) {
+	if clock == nil {
+		clock = SystemClock
+	}
+	d, err := store.OpenDir(path)
+	if err != nil {
+		return nil, err
+	}
+	s := &StateDir{dir: d}
+	fail := func(err error) (*StateDir, error) {
+		d.Close()
+		return nil, err
+	}
+	if s.Root, err = d.ReadFile(RootFile, MaxRootBytes); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return fail(fmt.Errorf("state %s has no pinned root: provision it with airlock-appliance init-state", d.Path()))
+		}
+		return fail(fmt.Errorf("state: %w", err))
+	}
+	if _, err := tuf.ParseStrict[metadata.RootType](s.Root); err != nil {
+		return fail(fmt.Errorf("state: pinned root: %w", err))
+	}
+	pb, err := d.ReadFile(PolicyFile, MaxPolicyBytes)
+	if err != nil {
+		return fail(fmt.Errorf("state: %w", err))
+	}
+	if s.Policy, err = ParsePolicy(pb); err != nil {
+		return fail(fmt.Errorf("state: %w", err))
+	}
+	if s.TrustedRoot, err = readOptional(d, TrustedRootFile, MaxTrustedRootBytes); err != nil {
+		return fail(err)
+	}
+	if s.NPMKeys, err = readOptional(d, NPMKeysFile, MaxNPMKeysBytes); err != nil {
+		return fail(err)
+	}
+	if s.Ledger, err = ledger.Open(d); err != nil {
+		return fail(fmt.Errorf("state: %w", err))
+	}
+	if s.Audit, err = audit.Open(d, clock.Now); err != nil {
+		return fail(fmt.Errorf("state: %w", err))
+	}
+	return s, nil
+}
+
+func readOptional(d *store.Dir, name string, limit int64) ([]byte, error) {
+	b, err := d.ReadFile(name, limit)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	return b, nil
+}
+
+// Path is the state directory's path.
+func (s *StateDir) Path() string { return s.dir.Path() }
+
+// Close releases the state directory's lock.
+func (s *StateDir) Close() error { return s.dir.Close() }
+
+// pinRootVerified replaces the pinned root. Callers must have verified that
+// next is signed by a threshold of the pinned root's keys and of its own.
+func (s *StateDir) pinRootVerified(next []byte) error {
+	if err := s.dir.WriteFile(RootFile, next); err != nil {
+		return fmt.Errorf("pin new root: %w", err)
+	}
+	s.Root = next
+	return nil
+}
