@@ -30,7 +30,8 @@ commands:
   sign       sign a bundle's request with development keys
   combine    merge signature responses into the repository
   verify     check a repository as a strict TUF client
-  key        generate development keys, print public keys
+  key        list, enrol and verify hardware keys (YubiKey, TPM); development keys
+  qr         show a file as animated QR codes, or scan them back (air-gap transfer)
   demo       run a whole release end to end on embedded defaults
 
 examples:
@@ -44,6 +45,8 @@ examples:
   airlock sign --key file:alice.pem bundle --out alice.json
   airlock combine --repo repo bundle alice.json bob.json
   airlock verify --root repo/metadata/1.root.json --repo repo --target sigstore/sigstore-2.0.0.tgz
+  airlock key enroll --kind yubikey --serial 12345678 --holder alice --out alice.json
+  airlock qr scan --zbarcam --out response.json
 
 Run airlock COMMAND -h for a command's flags. Exit status: 0 success,
 1 verification or operation failure, 2 usage error.

@@ -69,7 +69,7 @@ func qrShow(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	pngDir := fs.String("png", "", "write PNG frames into this folder (new or empty) instead of animating")
 	fps := fs.Float64("fps", 5, "frames per second in the terminal")
 	fragment := fs.Int("fragment", ur.DefaultMaxFragmentLen, "bytes of the message per frame (smaller: smaller QR codes, more frames)")
-	frames := fs.Int("frames", 0, "frames to show or write (default: twice the fragment count)")
+	frames := fs.Int("frames", 0, "frames to show or write (default: three times the fragment count, plus 10)")
 	loop := fs.Bool("loop", false, "animate until interrupted (terminal only)")
 	if err := cli.Parse(fs, flagsFirst(fs, args)); err != nil {
 		return err
@@ -106,7 +106,10 @@ func qrShow(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	n := *frames
 	if n == 0 {
-		n = 2 * enc.SeqLen()
+		// Enough for a receiver to finish with a third of the frames
+		// lost: each frame beyond the fragment count roughly halves the
+		// chance that the received frames do not determine the message.
+		n = 3*enc.SeqLen() + 10
 		if enc.SinglePart() {
 			n = 1
 		}
