@@ -262,11 +262,11 @@ type copier struct {
 	dst      func(e entry) (io.WriteCloser, error) // nil: hash only
 	progress func(Progress)
 	done     int64
-	bufs     *bufPair
+	pool     chan []byte // buffers of large-file pipelines, reused
 }
 
 func newCopier(c *checker, m *Manifest, dst func(e entry) (io.WriteCloser, error), progress func(Progress)) *copier {
-	return &copier{c: c, m: m, dst: dst, progress: progress, bufs: newBufPair()}
+	return &copier{c: c, m: m, dst: dst, progress: progress}
 }
 
 func (cp *copier) manifest() *Manifest {
@@ -316,48 +316,155 @@ func (cp *copier) copy(e entry, r io.Reader) (err error) {
 	if cp.progress != nil {
 		cp.progress(Progress{Done: cp.done, Total: cp.c.total, Entry: e.path})
 	}
-	h := newDualHash(e.size > BufferSize)
-	defer h.stop()
+	s256, s512 := sha256.New(), sha512.New()
 	var n int64
-	for {
-		buf := cp.bufs.next(e.size)
-		k, rerr := readFull(r, buf)
-		if k > 0 {
-			if int64(k) > e.size-n {
-				return refuse(e.path, RuleChanged, "file holds more than its listed %d bytes: import again", e.size)
-			}
-			chunk := buf[:k]
-			h.write(chunk)
-			if w != nil {
-				if _, err := w.Write(chunk); err != nil {
-					return fmt.Errorf("bundle: %s: write: %w", displayName(e.path), err)
-				}
-			}
-			if isDoc {
-				doc = append(doc, chunk...)
-			}
-			n += int64(k)
-			cp.done += int64(k)
-			if cp.progress != nil {
-				cp.progress(Progress{Done: cp.done, Total: cp.c.total, Entry: e.path})
+	// consume handles one chunk on this goroutine: size check, SHA-256,
+	// the copy, progress.
+	consume := func(b []byte) error {
+		if int64(len(b)) > e.size-n {
+			return refuse(e.path, RuleChanged, "file holds more than its listed %d bytes: import again", e.size)
+		}
+		s256.Write(b)
+		if w != nil {
+			if _, err := w.Write(b); err != nil {
+				return fmt.Errorf("bundle: %s: write: %w", displayName(e.path), err)
 			}
 		}
-		if rerr == io.EOF {
-			break
+		if isDoc {
+			doc = append(doc, b...)
 		}
-		if rerr != nil {
-			return fmt.Errorf("bundle: %s: read: %w", displayName(e.path), rerr)
+		n += int64(len(b))
+		cp.done += int64(len(b))
+		if cp.progress != nil {
+			cp.progress(Progress{Done: cp.done, Total: cp.c.total, Entry: e.path})
 		}
+		return nil
+	}
+	if e.size < BufferSize {
+		err = cp.copySmall(e, r, s512, consume)
+	} else {
+		err = cp.copyLarge(e, r, s512, consume)
+	}
+	if err != nil {
+		return err
 	}
 	if n != e.size {
 		return refuse(e.path, RuleChanged, "file holds %d bytes, not its listed %d: the medium may be damaged", n, e.size)
 	}
 	file := File{Path: e.path, Size: n}
-	h.sum(&file)
+	copy(file.SHA256[:], s256.Sum(nil))
+	copy(file.SHA512[:], s512.Sum(nil))
 	cp.m.Files = append(cp.m.Files, file)
 	if isDoc {
 		cp.m.Document = doc
 	}
+	return nil
+}
+
+// copySmall reads a small file in one go on this goroutine.
+func (cp *copier) copySmall(e entry, r io.Reader, s512 hash.Hash, consume func([]byte) error) error {
+	buf := make([]byte, max(e.size+1, 512))
+	for {
+		k, rerr := readFull(r, buf)
+		if k > 0 {
+			if err := consume(buf[:k]); err != nil {
+				return err
+			}
+			s512.Write(buf[:k])
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("bundle: %s: read: %w", displayName(e.path), rerr)
+		}
+	}
+}
+
+// pipeBuffers is how many BufferSize buffers a large file's pipeline uses.
+const pipeBuffers = 4
+
+type chunk struct {
+	b   []byte
+	err error
+}
+
+// copyLarge runs three stages at once, so that two cores stay busy: a
+// goroutine reads, this goroutine hashes SHA-256 and writes, and another
+// goroutine hashes SHA-512 and hands the buffer back to the reader.
+func (cp *copier) copyLarge(e entry, r io.Reader, s512 hash.Hash, consume func([]byte) error) error {
+	if cp.pool == nil {
+		cp.pool = make(chan []byte, pipeBuffers)
+		for range pipeBuffers {
+			cp.pool <- make([]byte, BufferSize)
+		}
+	}
+	free := cp.pool
+	filled := make(chan chunk, pipeBuffers)
+	to512 := make(chan []byte, pipeBuffers)
+	stop := make(chan struct{})
+	var readers, hashers sync.WaitGroup
+	readers.Add(1)
+	go func() {
+		defer readers.Done()
+		defer close(filled)
+		for {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-stop:
+				return
+			}
+			k, err := readFull(r, buf)
+			select {
+			case filled <- chunk{buf[:k], err}:
+			case <-stop:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	hashers.Add(1)
+	go func() {
+		defer hashers.Done()
+		for b := range to512 {
+			s512.Write(b)
+			free <- b[:cap(b)]
+		}
+	}()
+	open512 := true
+	defer func() {
+		close(stop)
+		if open512 {
+			close(to512)
+		}
+		readers.Wait()
+		hashers.Wait()
+		if len(free) != pipeBuffers {
+			cp.pool = nil // a buffer may still be held: do not reuse the pool
+		}
+	}()
+	for c := range filled {
+		if len(c.b) > 0 {
+			if err := consume(c.b); err != nil {
+				return err
+			}
+			to512 <- c.b
+		} else {
+			free <- c.b[:cap(c.b)]
+		}
+		if c.err == io.EOF {
+			break
+		}
+		if c.err != nil {
+			return fmt.Errorf("bundle: %s: read: %w", displayName(e.path), c.err)
+		}
+	}
+	close(to512)
+	open512 = false
+	hashers.Wait()
 	return nil
 }
 
@@ -384,82 +491,4 @@ func readFull(r io.Reader, buf []byte) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// bufPair alternates two large buffers, so that one can be hashed while the
-// next is filled. Buffers are allocated on first use, small for small files.
-type bufPair struct {
-	b [2][]byte
-	i int
-}
-
-func newBufPair() *bufPair { return &bufPair{} }
-
-// next returns the other buffer, large enough to read a file of size bytes
-// and notice one more (up to BufferSize).
-func (p *bufPair) next(size int64) []byte {
-	p.i ^= 1
-	want := BufferSize
-	if size < BufferSize {
-		want = int(size) + 1
-	}
-	if len(p.b[p.i]) < want {
-		if want < 4096 {
-			want = 4096
-		}
-		p.b[p.i] = make([]byte, want)
-	}
-	return p.b[p.i][:want]
-}
-
-// dualHash computes SHA-256 here and, for large files, SHA-512 on a second
-// goroutine one buffer behind, so that two cores work on a large file.
-type dualHash struct {
-	s256 hash.Hash
-	s512 hash.Hash
-	ch   chan []byte // nil: SHA-512 is computed inline
-	wg   sync.WaitGroup
-	open bool
-}
-
-func newDualHash(concurrent bool) *dualHash {
-	h := &dualHash{s256: sha256.New(), s512: sha512.New()}
-	if !concurrent {
-		return h
-	}
-	h.ch = make(chan []byte)
-	h.open = true
-	h.wg.Add(1)
-	go func() {
-		defer h.wg.Done()
-		for b := range h.ch {
-			h.s512.Write(b)
-		}
-	}()
-	return h
-}
-
-// write hashes b. The SHA-512 side may still read b until the next call to
-// write returns, which is why the caller alternates two buffers.
-func (h *dualHash) write(b []byte) {
-	if h.ch == nil {
-		h.s512.Write(b)
-	} else {
-		h.ch <- b
-	}
-	h.s256.Write(b)
-}
-
-func (h *dualHash) stop() {
-	if h.open {
-		close(h.ch)
-		h.open = false
-		h.wg.Wait()
-	}
-}
-
-func (h *dualHash) sum(f *File) {
-	h.stop()
-	copy(f.SHA256[:], h.s256.Sum(nil))
-	copy(f.SHA512[:], h.s512.Sum(nil))
 }
