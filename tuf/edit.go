@@ -60,7 +60,6 @@ func SetDelegation(t *metadata.Metadata[metadata.TargetsType], spec DelegationSp
 		dg.Keys[id] = k
 		role.KeyIDs = append(role.KeyIDs, id)
 	}
-	// Groups name keys by index or key ID; resolve indexes given as "#N".
 	SetGroups(&role, spec.Groups)
 	replaced := false
 	for i := range dg.Roles {
@@ -73,12 +72,8 @@ func SetDelegation(t *metadata.Metadata[metadata.TargetsType], spec DelegationSp
 		dg.Roles = append(dg.Roles, role)
 	}
 	pruneKeys(dg)
-	d, err := DelegationFromTargets(t, "", spec.Name)
-	if err != nil {
-		return err
-	}
-	_ = d
-	return nil
+	_, err := DelegationFromTargets(t, "", spec.Name)
+	return err
 }
 
 // RemoveDelegation removes a delegated role and keys nothing else uses.
