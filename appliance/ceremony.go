@@ -360,7 +360,7 @@ func (c *Ceremony) approve(ctx context.Context) ([]signerFor, error) {
 		if !v.policy.kindAllowed(kind, c.cfg.Dev) {
 			return nil, c.refuse(ctx, RuleKey, fmt.Sprintf("key %s is a %s key, which the policy of role %s does not allow", s.URI(), kind, v.req.Role))
 		}
-		if err := checkAttestation(v.policy.Attestation, mk, s, c.cfg.AttestOptions); err != nil {
+		if err := checkAttestation(v.policy.Attestation, mk, s, c.attestOptions()); err != nil {
 			return nil, c.refuse(ctx, RuleAttestation, fmt.Sprintf("key %s: %v", s.URI(), err))
 		}
 		holder := tuf.Holder(mk)
@@ -487,6 +487,14 @@ func checkAttestation(p attest.Policy, mk *metadata.Key, s hsm.Signer, opts atte
 		return fmt.Errorf("attestation does not verify: %w", err)
 	}
 	return p.Check(f)
+}
+
+// attestOptions are the configured trust anchors plus the TPM attestation
+// keys pinned in the state directory.
+func (c *Ceremony) attestOptions() attest.Options {
+	o := c.cfg.AttestOptions
+	o.TPMAttestationKeys = append(slices.Clip(o.TPMAttestationKeys), c.cfg.State.TPMAttestationKeys...)
+	return o
 }
 
 type signerFor struct {

@@ -14,7 +14,9 @@ const (
 )
 
 // DirSink writes response.json and record.json into a folder that must not
-// exist yet (a fresh folder per ceremony, so nothing is overwritten).
+// exist yet (a fresh folder per ceremony, so nothing is overwritten). The
+// record is written first and each file appears whole or not at all, so a
+// response.json that exists is complete and its record is beside it.
 type DirSink string
 
 // Export writes the files, fsyncs them and the folder.
@@ -42,18 +44,31 @@ func (d DirSink) Export(_ context.Context, e Export) (string, error) {
 	return dir, nil
 }
 
+// writeSync writes path through a temporary file renamed into place, so a
+// crash leaves either the whole file or none under its name.
 func writeSync(path string, b []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	tmp := filepath.Join(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return err
 	}
 	if _, err := f.Write(b); err != nil {
 		f.Close()
+		os.Remove(tmp)
 		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
+		os.Remove(tmp)
 		return err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if _, err := os.Lstat(path); err == nil {
+		os.Remove(tmp)
+		return fmt.Errorf("%s already exists", path)
+	}
+	return os.Rename(tmp, path)
 }

@@ -10,7 +10,6 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"airlock.dev/airlock/appliance/audit"
-	"airlock.dev/airlock/hsm"
 	"airlock.dev/airlock/tuf"
 )
 
@@ -34,7 +33,7 @@ func (c *Ceremony) sign(ctx context.Context, signers []signerFor) (*tuf.Response
 			d = v.newDeleg
 		}
 		c.cfg.UI.Show(ctx, Message{Level: Info, Text: fmt.Sprintf("%s: signing with %s", sf.holder, sf.signer.URI())})
-		sig, err := tuf.SignPayload(d, withHolderPrompts(sf.signer), p.Canonical)
+		sig, err := tuf.SignPayload(d, sf.signer, p.Canonical)
 		if err != nil {
 			_ = c.audit("sign", sf.holder, audit.OutcomeFailed, fmt.Sprintf("key %s: %v", sf.keyID, err))
 			return nil, c.refuseErr(ctx, fmt.Errorf("signing with %s (%s): %w", sf.signer.URI(), sf.holder, err), RuleSign)
@@ -137,7 +136,3 @@ func contains(ids []string, id string) bool {
 	}
 	return false
 }
-
-// withHolderPrompts returns s unchanged: the prompter was bound when the
-// key was opened. It exists so that signing goes through one seam.
-func withHolderPrompts(s hsm.Signer) hsm.Signer { return s }

@@ -1,6 +1,10 @@
 package appliance
 
 import (
+	"bytes"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +24,7 @@ const (
 	PolicyFile      = "policy.json"       // the appliance policy
 	TrustedRootFile = "trusted_root.json" // the pinned Sigstore trusted root
 	NPMKeysFile     = "npm-keys.json"     // npm registry attestation keys (optional)
+	TPMAKFile       = "tpm-ak.pem"        // pinned TPM attestation key(s), PEM PUBLIC KEY blocks (optional)
 )
 
 // Caps on state files.
@@ -27,6 +32,8 @@ const (
 	MaxRootBytes        = 1 << 20
 	MaxTrustedRootBytes = 1 << 20
 	MaxNPMKeysBytes     = 64 << 10
+	MaxTPMAKBytes       = 64 << 10
+	MaxTPMAKs           = 16
 )
 
 // StateDir is the appliance's open, locked state directory: pinned root,
@@ -38,8 +45,12 @@ type StateDir struct {
 	Policy      *Policy
 	TrustedRoot []byte // nil when none is pinned: provenance then cannot verify
 	NPMKeys     []byte
-	Ledger      *ledger.Ledger
-	Audit       *audit.Log
+	// TPMAttestationKeys are the pinned TPM attestation keys (tpm-ak.pem)
+	// that certify TPM-resident signing keys; the ceremony adds them to
+	// its attest.Options.
+	TPMAttestationKeys []crypto.PublicKey
+	Ledger             *ledger.Ledger
+	Audit              *audit.Log
 }
 
 // Provision is what InitState writes into a new state directory.
@@ -48,6 +59,7 @@ type Provision struct {
 	Policy      []byte
 	TrustedRoot []byte // Sigstore trusted_root.json; optional
 	NPMKeys     []byte // optional
+	TPMAK       []byte // PEM public key(s) of the TPM attestation key; optional
 }
 
 // InitState provisions a new state directory. It refuses a directory that
@@ -66,6 +78,11 @@ func InitState(path string, p Provision, clock Clock) error {
 	if len(p.TrustedRoot) > MaxTrustedRootBytes || len(p.NPMKeys) > MaxNPMKeysBytes {
 		return errors.New("init state: trusted root or npm keys over their caps")
 	}
+	if len(p.TPMAK) > 0 {
+		if _, err := ParseTPMAK(p.TPMAK); err != nil {
+			return fmt.Errorf("init state: %w", err)
+		}
+	}
 	d, err := store.OpenDir(path)
 	if err != nil {
 		return fmt.Errorf("init state: %w", err)
@@ -83,7 +100,7 @@ func InitState(path string, p Provision, clock Clock) error {
 	files := []struct {
 		name string
 		b    []byte
-	}{{PolicyFile, p.Policy}, {TrustedRootFile, p.TrustedRoot}, {NPMKeysFile, p.NPMKeys}, {RootFile, p.Root}}
+	}{{PolicyFile, p.Policy}, {TrustedRootFile, p.TrustedRoot}, {NPMKeysFile, p.NPMKeys}, {TPMAKFile, p.TPMAK}, {RootFile, p.Root}}
 	for _, f := range files {
 		if len(f.b) == 0 {
 			continue
@@ -141,6 +158,15 @@ func OpenState(path string, clock Clock) (*StateDir, error) {
 	if s.NPMKeys, err = readOptional(d, NPMKeysFile, MaxNPMKeysBytes); err != nil {
 		return fail(err)
 	}
+	ak, err := readOptional(d, TPMAKFile, MaxTPMAKBytes)
+	if err != nil {
+		return fail(err)
+	}
+	if len(ak) > 0 {
+		if s.TPMAttestationKeys, err = ParseTPMAK(ak); err != nil {
+			return fail(fmt.Errorf("state: %w", err))
+		}
+	}
 	if s.Ledger, err = ledger.Open(d); err != nil {
 		return fail(fmt.Errorf("state: %w", err))
 	}
@@ -148,6 +174,38 @@ func OpenState(path string, clock Clock) (*StateDir, error) {
 		return fail(fmt.Errorf("state: %w", err))
 	}
 	return s, nil
+}
+
+// ParseTPMAK parses the pinned TPM attestation keys: one or more PEM
+// "PUBLIC KEY" blocks (PKIX), nothing else.
+func ParseTPMAK(b []byte) ([]crypto.PublicKey, error) {
+	if len(b) > MaxTPMAKBytes {
+		return nil, fmt.Errorf("%s: %d bytes, over the %d-byte cap", TPMAKFile, len(b), MaxTPMAKBytes)
+	}
+	var out []crypto.PublicKey
+	rest := b
+	for {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "PUBLIC KEY" {
+			return nil, fmt.Errorf("%s: pem block %q: want PUBLIC KEY blocks only", TPMAKFile, blk.Type)
+		}
+		if len(out) == MaxTPMAKs {
+			return nil, fmt.Errorf("%s: more than %d keys", TPMAKFile, MaxTPMAKs)
+		}
+		k, err := x509.ParsePKIXPublicKey(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", TPMAKFile, err)
+		}
+		out = append(out, k)
+	}
+	if len(out) == 0 || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("%s: want one or more PEM PUBLIC KEY blocks and nothing else (export the attestation key with airlock-tpm)", TPMAKFile)
+	}
+	return out, nil
 }
 
 func readOptional(d *store.Dir, name string, limit int64) ([]byte, error) {

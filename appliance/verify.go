@@ -128,8 +128,10 @@ func verifyBundle(st *StateDir, b *Bundle, date time.Time, dev bool) (*verified,
 		if err != nil {
 			return nil, refuse(RuleMetadata, "current metadata of %s: %v", req.Role, err)
 		}
+		// The current version is what rollback and the review compare
+		// against: it must be the one its delegation signed.
 		if _, err := tuf.VerifyRole(currentTargets, d, tuf.RoleCheck{}); err != nil {
-			r.Warnings = append(r.Warnings, fmt.Sprintf("the current metadata of %s does not verify under its delegation (%v): the comparison below is against unverified metadata", req.Role, err))
+			return nil, refuse(RuleChain, "the current metadata of %s in the bundle does not verify under its delegation (%v): do not sign; ask CI for a bundle built from the published repository", req.Role, err)
 		}
 		current = currentTargets.Signed.Version
 		r.OldExpires = currentTargets.Signed.Expires

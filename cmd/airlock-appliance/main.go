@@ -20,6 +20,7 @@ import (
 	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/hsm"
 	_ "airlock.dev/airlock/hsm/piv"
+	_ "airlock.dev/airlock/hsm/tpm"
 	"airlock.dev/airlock/internal/cli"
 	"airlock.dev/airlock/transfer/bundle"
 )
@@ -105,12 +106,13 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 func cmdInitState(args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("airlock-appliance init-state", "usage: airlock-appliance init-state --state DIR --root ROOT.json --policy POLICY.json [--trusted-root trusted_root.json] [--npm-keys npm-keys.json]\n", stderr)
+	fs := cli.NewFlagSet("airlock-appliance init-state", "usage: airlock-appliance init-state --state DIR --root ROOT.json --policy POLICY.json [--trusted-root trusted_root.json] [--npm-keys npm-keys.json] [--tpm-ak tpm-ak.pem]\n", stderr)
 	state := fs.String("state", "", "state directory to create")
 	root := fs.String("root", "", "signed TUF root to pin")
 	policy := fs.String("policy", "", "appliance policy file")
 	trusted := fs.String("trusted-root", "", "sigstore trusted_root.json to pin (needed for provenance)")
 	npm := fs.String("npm-keys", "", "npm registry keys (optional)")
+	tpmAK := fs.String("tpm-ak", "", "PEM public key of the appliance TPM's attestation key, to verify TPM key attestations (optional)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -122,7 +124,7 @@ func cmdInitState(args []string, stdout, stderr io.Writer) error {
 	for _, f := range []struct {
 		path string
 		dst  *[]byte
-	}{{*root, &p.Root}, {*policy, &p.Policy}, {*trusted, &p.TrustedRoot}, {*npm, &p.NPMKeys}} {
+	}{{*root, &p.Root}, {*policy, &p.Policy}, {*trusted, &p.TrustedRoot}, {*npm, &p.NPMKeys}, {*tpmAK, &p.TPMAK}} {
 		if f.path == "" {
 			continue
 		}

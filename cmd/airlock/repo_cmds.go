@@ -103,6 +103,7 @@ func loadPublicKey(ctx context.Context, s string, stderr io.Writer) (*metadata.K
 func cmdDelegate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("airlock delegate", `usage: airlock delegate --repo DIR --role NAME --key URI|KEY.json... --threshold N --paths PATTERN...
        [--group NAME:MIN:KEY,KEY...] [--terminating] (--sign-key URI... | --out BUNDLE)
+       airlock delegate --repo DIR --role PREFIX --key URI|KEY.json... --threshold N --succinct-bits B ...
        airlock delegate --repo DIR --role NAME --remove (--sign-key URI... | --out BUNDLE)
 
 The change is a new version of the delegating role (targets). With --sign-key
@@ -121,6 +122,7 @@ N-th --key (from 1).
 	threshold := fs.Int("threshold", 0, "signatures required")
 	terminating := fs.Bool("terminating", false, "stop the target search at this role")
 	remove := fs.Bool("remove", false, "remove the role")
+	bins := fs.Int("succinct-bits", 0, "delegate every target to 2^N hashed bins named ROLE-XX instead of by --paths")
 	out := fs.String("out", "", "write a bundle for the appliance instead of signing")
 	expires := fs.String("expires", "90d", "expiry of the new delegating version")
 	if err := cli.Parse(fs, args); err != nil {
@@ -150,8 +152,8 @@ N-th --key (from 1).
 			return err
 		}
 	} else {
-		if len(keys) == 0 || *threshold < 1 || len(paths) == 0 {
-			return cli.Usagef("--key, --threshold and --paths are required to add or change a role")
+		if len(keys) == 0 || *threshold < 1 || (len(paths) == 0) == (*bins == 0) {
+			return cli.Usagef("--key, --threshold and either --paths or --succinct-bits are required to add or change a role")
 		}
 		spec := tuf.DelegationSpec{Name: *role, Threshold: *threshold, Paths: paths, Terminating: *terminating}
 		var ids []string
@@ -174,7 +176,14 @@ N-th --key (from 1).
 			}
 			spec.Groups = append(spec.Groups, grp)
 		}
-		if err := tuf.SetDelegation(next, spec); err != nil {
+		if *bins > 0 {
+			if len(groups) > 0 || *terminating {
+				return cli.Usagef("--group and --terminating do not apply to hashed bins")
+			}
+			if err := tuf.SetSuccinctBins(next, spec.Keys, *threshold, *bins, *role); err != nil {
+				return err
+			}
+		} else if err := tuf.SetDelegation(next, spec); err != nil {
 			return err
 		}
 	}
