@@ -1,0 +1,48 @@
+package tui
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/rivo/tview"
+
+	"airlock.dev/airlock/appliance"
+)
+
+// doneScreen is the end of a ceremony: what was signed and where the record
+// went, or why it was refused.
+type doneScreen struct {
+	root *tview.TextView
+}
+
+func newDoneScreen() *doneScreen {
+	tv := tview.NewTextView().SetDynamicColors(true).SetWrap(true)
+	tv.SetBorder(true).SetTitle(" 7 done ")
+	return &doneScreen{root: tv}
+}
+
+func (s *doneScreen) update(st appliance.State, ex ExportStatus) {
+	var b strings.Builder
+	if st.Refusal != nil {
+		fmt.Fprintf(&b, "[white:red] REFUSED [-:-] at %s, rule %s\n\n%s\n\nNothing was signed.\n", st.Refusal.Step, st.Refusal.Rule, Escape(st.Refusal.Reason))
+		s.root.SetText(b.String())
+		return
+	}
+	fmt.Fprintf(&b, "[black:green] SIGNED [-:-] %s version %d\n\n", Escape(st.Role), st.Version)
+	fmt.Fprintf(&b, "Fingerprint  [black:white] %s [-:-]\nsha256       %s\n", Escape(st.Fingerprint), Escape(st.SHA256))
+	var who []string
+	for _, a := range st.Approvals {
+		who = append(who, Escape(a.Holder))
+	}
+	fmt.Fprintf(&b, "Approved by  %s\nSignatures   %d\n", strings.Join(who, ", "), len(st.Signed))
+	where := st.Export
+	if where == "" {
+		where = ex.Path
+	}
+	fmt.Fprintf(&b, "Response and ceremony record: %s\n", Escape(where))
+	if st.RecordSHA256 != "" {
+		fmt.Fprintf(&b, "Record sha256 %s\n", Escape(st.RecordSHA256))
+	}
+	b.WriteString("\nCarry the response to the online side: airlock combine, then airlock verify.\n")
+	s.root.SetText(b.String())
+}

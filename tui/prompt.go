@@ -1,0 +1,258 @@
+package tui
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+	"github.com/rivo/tview"
+
+	"airlock.dev/airlock/appliance"
+)
+
+// answer is what a person gave a pending question.
+type answer struct {
+	text string
+	yes  bool
+	err  error
+}
+
+// request is one pending question, shown under the screen. Only the event
+// loop touches it.
+type request struct {
+	kind  string // ask, confirm, secret
+	focus tview.Primitive
+	rows  int
+	help  string
+	ch    chan answer
+	// secret is the holder and retries of a PIN request, for the approvals
+	// screen.
+	secret *appliance.SecretRequest
+	done   bool
+}
+
+// answer delivers a and removes the question. It runs on the event loop.
+func (r *request) answer(a answer) {
+	if r.done {
+		return
+	}
+	r.done = true
+	r.ch <- a // buffered
+}
+
+// touchPrompt is a key waiting for its holder's touch.
+type touchPrompt struct {
+	req  appliance.TouchRequest
+	text *tview.TextView
+}
+
+// ask shows a question built by build on the event loop and waits for the
+// answer or ctx.
+func (a *App) ask(ctx context.Context, build func(r *request) tview.Primitive) (answer, error) {
+	r := &request{ch: make(chan answer, 1)}
+	a.queue(func() {
+		prim := build(r)
+		a.prompt.Clear()
+		a.prompt.AddItem(prim, 0, 1, true)
+		a.pending = r
+		a.app.SetFocus(r.focus)
+		a.redraw()
+	})
+	var got answer
+	select {
+	case got = <-r.ch:
+	case <-ctx.Done():
+		got = answer{err: ctx.Err()}
+	}
+	a.queue(func() {
+		r.done = true
+		if a.pending == r {
+			a.pending = nil
+			a.prompt.Clear()
+			a.app.SetFocus(a.pages)
+			a.redraw()
+		}
+	})
+	return got, got.err
+}
+
+// frame wraps a question in a bordered box with a title.
+func frame(p tview.Primitive, title string) *tview.Frame {
+	f := tview.NewFrame(p).SetBorders(0, 0, 0, 0, 1, 1)
+	f.SetBorder(true).SetTitle(" " + title + " ").SetBorderColor(tcell.ColorYellow)
+	return f
+}
+
+// Show implements appliance.UI.
+func (a *App) Show(ctx context.Context, m appliance.Message) {
+	a.queue(func() {
+		a.messages = append(a.messages, m)
+		a.redraw()
+	})
+}
+
+// Ask implements appliance.UI: an input line, pre-filled with the default.
+func (a *App) Ask(ctx context.Context, q appliance.Question) (string, error) {
+	got, err := a.ask(ctx, func(r *request) tview.Primitive {
+		text := tview.NewTextView().SetDynamicColors(true).SetWrap(true).SetText(Escape(q.Text))
+		in := tview.NewInputField().SetLabel("> ").SetText(q.Default)
+		in.SetFieldBackgroundColor(tcell.ColorBlue)
+		in.SetDoneFunc(func(k tcell.Key) {
+			if k == tcell.KeyEnter {
+				r.answer(answer{text: in.GetText()})
+			}
+		})
+		box := tview.NewFlex().SetDirection(tview.FlexRow).
+			AddItem(text, 0, 1, false).AddItem(in, 1, 0, true)
+		r.kind, r.focus, r.rows, r.help = "ask", in, 3+wrapped(Plain(q.Text), 76), "Enter accept"
+		return frame(box, Escape(q.Title))
+	})
+	return got.text, err
+}
+
+// Confirm implements appliance.UI: the question, the fingerprint when set,
+// and two buttons with the core's labels. The No button has the focus, so a
+// stray Enter never approves; Yes takes Tab then Enter, or typing the
+// requested text.
+func (a *App) Confirm(ctx context.Context, c appliance.Confirmation) (bool, error) {
+	got, err := a.ask(ctx, func(r *request) tview.Primitive {
+		text := tview.NewTextView().SetDynamicColors(true).SetWrap(true)
+		body := Escape(c.Text)
+		if c.Fingerprint != "" || c.SHA256 != "" {
+			body += "\n[black:white] " + Escape(c.Fingerprint) + " [-:-]  sha256 " + Escape(c.SHA256)
+		}
+		text.SetText(body)
+		form := tview.NewForm().SetButtonsAlign(tview.AlignLeft)
+		form.SetItemPadding(0).SetBorderPadding(0, 0, 0, 0)
+		rows := 3 + wrapped(Plain(c.Text), 76) + boolInt(c.Fingerprint != "" || c.SHA256 != "")
+		if c.Typed != "" {
+			form.AddInputField("type "+Escape(c.Typed)+" to approve:", "", len(c.Typed)+2, nil, nil)
+			form.AddButton(Escape(c.Yes), func() {
+				typed := form.GetFormItem(0).(*tview.InputField).GetText()
+				r.answer(answer{yes: typed == c.Typed})
+			})
+			form.AddButton(Escape(c.No), func() { r.answer(answer{yes: false}) })
+			rows++
+		} else {
+			form.AddButton(Escape(c.No), func() { r.answer(answer{yes: false}) })
+			form.AddButton(Escape(c.Yes), func() { r.answer(answer{yes: true}) })
+		}
+		form.SetCancelFunc(nil)
+		box := tview.NewFlex().SetDirection(tview.FlexRow).
+			AddItem(text, 0, 1, false).
+			AddItem(form, 1+boolInt(c.Typed != ""), 0, true)
+		title := Escape(c.Title)
+		if c.Holder != "" {
+			title += " - " + Escape(c.Holder)
+		}
+		r.kind, r.focus, r.rows = "confirm", form, rows
+		r.help = "Tab choose, Enter press"
+		return frame(box, title)
+	})
+	return got.yes && err == nil, err
+}
+
+// Secret implements appliance.UI: a masked PIN field with the retries left.
+// The typed text is handed over once and the field is cleared.
+func (a *App) Secret(ctx context.Context, s appliance.SecretRequest) ([]byte, error) {
+	got, err := a.ask(ctx, func(r *request) tview.Primitive {
+		label := "PIN: "
+		in := tview.NewInputField().SetLabel(label).SetMaskCharacter('*').SetFieldWidth(16)
+		in.SetFieldBackgroundColor(tcell.ColorBlue)
+		in.SetDoneFunc(func(k tcell.Key) {
+			if k == tcell.KeyEnter {
+				pin := in.GetText()
+				in.SetText("")
+				r.answer(answer{text: pin})
+			}
+		})
+		retries := "retries unknown"
+		if s.Retries >= 0 {
+			retries = fmt.Sprintf("%d tries left", s.Retries)
+		}
+		info := tview.NewTextView().SetDynamicColors(true).
+			SetText(Escape(s.Label) + "  [yellow]" + retries + "[-]")
+		box := tview.NewFlex().SetDirection(tview.FlexRow).
+			AddItem(info, 1, 0, false).AddItem(in, 1, 0, true)
+		r.kind, r.focus, r.rows, r.help = "secret", in, 4, "Enter submit"
+		sc := s
+		r.secret = &sc
+		return frame(box, "PIN for "+Escape(s.Holder))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return []byte(got.text), nil
+}
+
+// WaitTouch implements appliance.UI: a "touch your key" line with a timer
+// that counts from r.Started, until the core calls done.
+func (a *App) WaitTouch(ctx context.Context, r appliance.TouchRequest) (done func()) {
+	stop := make(chan struct{})
+	tp := &touchPrompt{req: r, text: tview.NewTextView().SetDynamicColors(true)}
+	a.queue(func() {
+		a.touch = tp
+		if a.pending == nil {
+			a.prompt.Clear()
+			a.prompt.AddItem(tp.text, 1, 0, false)
+		}
+		tp.render()
+		a.redraw()
+	})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				a.queue(tp.render)
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(stop) })
+		a.queue(func() {
+			if a.touch == tp {
+				a.touch = nil
+				if a.pending == nil {
+					a.prompt.Clear()
+				}
+				a.redraw()
+			}
+		})
+	}
+}
+
+// render writes the touch line with the time waited so far.
+func (t *touchPrompt) render() {
+	waited := time.Since(t.req.Started).Truncate(time.Second)
+	if waited < 0 {
+		waited = 0
+	}
+	t.text.SetText(fmt.Sprintf("[black:yellow] TOUCH YOUR KEY [-:-] %s: touch %s now (waiting %s)",
+		Escape(t.req.Holder), Escape(t.req.Key), waited))
+}
+
+// wrapped estimates the rows text takes wrapped at width columns.
+func wrapped(s string, width int) int {
+	n := 0
+	for _, l := range strings.Split(s, "\n") {
+		n += 1 + len(l)/width
+	}
+	return n
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,150 @@
+package tui
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+
+	"airlock.dev/airlock/appliance"
+)
+
+// simApp runs an App on an 80×25 simulation screen.
+func simApp(t *testing.T) (*App, tcell.SimulationScreen) {
+	t.Helper()
+	scr := tcell.NewSimulationScreen("UTF-8")
+	a := New(Options{})
+	a.SetScreen(scr)
+	done := make(chan error, 1)
+	go func() { done <- a.Run() }()
+	t.Cleanup(func() { a.Stop(); <-done })
+	scr.SetSize(80, 25)
+	return a, scr
+}
+
+// screenText returns the screen as lines of text.
+func screenText(scr tcell.SimulationScreen) string {
+	cells, w, h := scr.GetContents()
+	var b strings.Builder
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			r := cells[y*w+x].Runes
+			if len(r) == 0 {
+				continue
+			}
+			b.WriteString(string(r))
+		}
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// waitFor polls the screen until it shows want.
+func waitFor(t *testing.T, scr tcell.SimulationScreen, want string) string {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		s := screenText(scr)
+		if strings.Contains(s, want) {
+			return s
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("screen never showed %q:\n%s", want, screenText(scr))
+	return ""
+}
+
+func TestHostileBundleTextChangesNothingElse(t *testing.T) {
+	a, scr := simApp(t)
+	hostile := "[red]evil[-] [\"r\"]x[\"\"] \x1b[2J\x1b]0;pwned\x07 abc\u202edcba[::b]"
+	a.StateChanged(appliance.State{ID: "c1", Step: appliance.StepReview, Role: "sigstore",
+		Review: &appliance.Review{Kind: "release", Role: hostile, Delegator: "targets", NewVersion: 7,
+			SHA256: "ab12", Fingerprint: "aqua oval brew webs", Note: hostile, Signers: &appliance.Need{Threshold: 2, MinHolders: 2}}})
+	s := waitFor(t, scr, "Note from CI")
+	for _, want := range []string{
+		`release of role [red]evil[-] ["r"]x[""] \x1b[2J\x1b]0;pwned\x07`,
+		`abc\u202edcba[::b] (delegated by targets)`,
+		"Version 0 -> 7",
+		"fingerprint  aqua oval brew webs",
+		"1 summary",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("screen lacks %q:\n%s", want, s)
+		}
+	}
+	// The line after the hostile text is in the default style, not red/bold.
+	cells, w, h := scr.GetContents()
+	for y := 0; y < h; y++ {
+		line := ""
+		for x := 0; x < w; x++ {
+			line += string(cells[y*w+x].Runes)
+		}
+		if strings.Contains(line, "Version 0 -> 7") {
+			fg, _, attr := cells[y*w+2].Style.Decompose()
+			if fg == tcell.ColorRed || attr&tcell.AttrBold != 0 {
+				t.Errorf("style leaked past the hostile text: fg %v attr %v", fg, attr)
+			}
+		}
+	}
+}
+
+func TestConfirmNeedsExplicitYes(t *testing.T) {
+	a, scr := simApp(t)
+	res := make(chan bool, 1)
+	go func() {
+		ok, _ := a.Confirm(context.Background(), appliance.Confirmation{Title: "approve", Text: "sign it?", Yes: "approve and sign", No: "refuse", Holder: "alice", Fingerprint: "aqua oval brew webs"})
+		res <- ok
+	}()
+	waitFor(t, scr, "approve and sign")
+	scr.InjectKey(tcell.KeyEnter, 0, 0) // a stray Enter lands on "refuse"
+	if ok := <-res; ok {
+		t.Fatal("a stray Enter approved")
+	}
+	go func() {
+		ok, _ := a.Confirm(context.Background(), appliance.Confirmation{Title: "approve", Text: "sign it?", Yes: "approve and sign", No: "refuse"})
+		res <- ok
+	}()
+	time.Sleep(50 * time.Millisecond)
+	waitFor(t, scr, "approve and sign")
+	scr.InjectKey(tcell.KeyTab, 0, 0)
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	if ok := <-res; !ok {
+		t.Fatal("Tab, Enter did not approve")
+	}
+}
+
+func TestSecretMaskedWithRetries(t *testing.T) {
+	a, scr := simApp(t)
+	res := make(chan string, 1)
+	go func() {
+		pin, _ := a.Secret(context.Background(), appliance.SecretRequest{Holder: "bob", Label: "PIN of yubikey:serial=1;slot=9c", Retries: 2})
+		res <- string(pin)
+	}()
+	waitFor(t, scr, "2 tries left")
+	for _, r := range "123456" {
+		scr.InjectKey(tcell.KeyRune, r, 0)
+	}
+	s := waitFor(t, scr, "******")
+	if strings.Contains(s, "123456") {
+		t.Fatal("PIN shown in clear")
+	}
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	if got := <-res; got != "123456" {
+		t.Fatalf("pin %q", got)
+	}
+}
+
+func TestRefuseIsOneKey(t *testing.T) {
+	a, scr := simApp(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := a.Ask(context.Background(), appliance.Question{Title: "today's date", Text: "confirm", Default: "2025-06-02"})
+		errc <- err
+	}()
+	waitFor(t, scr, "2025-06-02")
+	scr.InjectKey(tcell.KeyF10, 0, 0)
+	if err := <-errc; err == nil {
+		t.Fatal("F10 did not refuse")
+	}
+}
