@@ -46,6 +46,7 @@ examples:
       --key tpm:handle=0x81000010 --out response
   airlock-appliance sign --dev --date 2025-06-02 --confirm-fingerprint HEX --state st bundle \
       --key file:alice.pem --key file:bob.pem --out response
+  airlock-appliance sign --state /var/lib/airlock bundle --key ... --usb /dev/sdb
 
 Exit status: 0 success, 1 refused or failed, 2 usage error.
 `
@@ -246,19 +247,24 @@ func cmdReview(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func cmdSign(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("airlock-appliance sign", "usage: airlock-appliance sign --state DIR BUNDLE --key URI... --out DIR [--dev] [--date YYYY-MM-DD] [--confirm-fingerprint HEX]\n", stderr)
+	fs := cli.NewFlagSet("airlock-appliance sign", "usage: airlock-appliance sign --state DIR BUNDLE --key URI... (--out DIR | --usb DEVICE) [--dev] [--date YYYY-MM-DD] [--confirm-fingerprint HEX]\n", stderr)
 	var c commonFlags
 	c.add(fs)
 	var keys cli.List
 	fs.Var(&keys, "key", "key URI to sign with (repeat; one or more per holder)")
 	out := fs.String("out", "", "folder to write response.json and record.json to (must not exist)")
+	usbDev := fs.String("usb", "", "USB stick device or FAT32 image to write the response folder to (instead of --out)")
 	confirm := fs.String("confirm-fingerprint", "", "sha256 of the bytes every holder confirms, for non-interactive runs")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) != 1 || c.state == "" || *out == "" || len(keys) == 0 {
-		return cli.Usagef("sign needs --state DIR, one bundle folder, --key URI (repeated) and --out DIR")
+	if len(pos) != 1 || c.state == "" || (*out == "") == (*usbDev == "") || len(keys) == 0 {
+		return cli.Usagef("sign needs --state DIR, one bundle folder, --key URI (repeated) and one of --out DIR or --usb DEVICE")
+	}
+	var sink appliance.Sink = appliance.DirSink(*out)
+	if *usbDev != "" {
+		sink = appliance.USBSink{Device: *usbDev}
 	}
 	if *confirm != "" && c.date == "" {
 		return cli.Usagef("--confirm-fingerprint runs without a terminal, so give --date too")
@@ -289,7 +295,7 @@ func cmdSign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ui := &termUI{out: stderr, confirmSHA: strings.ToLower(*confirm)}
 	cer, err := appliance.New(appliance.Config{State: st, UI: ui, Dev: c.dev, Date: date,
 		Bundle: folderBundle{dir: pos[0], work: filepath.Join(work, "bundle")},
-		Keys:   appliance.KeyURIs(keys), Sink: appliance.DirSink(*out)})
+		Keys:   appliance.KeyURIs(keys), Sink: sink})
 	if err != nil {
 		return err
 	}

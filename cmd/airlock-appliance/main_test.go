@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/hsm"
 	"airlock.dev/airlock/internal/online"
+	"airlock.dev/airlock/transfer/usb"
 	"airlock.dev/airlock/tuf"
 )
 
@@ -116,5 +119,43 @@ func TestReviewAndSignFixtureRelease(t *testing.T) {
 	resp, err := tuf.ParseResponse(rb)
 	if err != nil || len(resp.Signatures) != 2 || !resp.Dev || resp.SignedSHA256 != r.SHA256 {
 		t.Fatalf("response %+v %v", resp, err)
+	}
+	// --out and --usb are exclusive; --usb writes the response to a FAT32
+	// stick image, re-signing the same bytes (the ledger allows it).
+	errb.Reset()
+	if code := run(ctx, append([]string{"sign", "--dev", "--state", state, bdir, "--out", filepath.Join(dir, "resp3"), "--usb", "x", "--date", date,
+		"--confirm-fingerprint", r.SHA256}, keyArgs...), &out, &errb); code != 2 {
+		t.Fatalf("--out with --usb: %d %s", code, errb.String())
+	}
+	if _, err := exec.LookPath("mkfs.vfat"); err != nil {
+		t.Skip("mkfs.vfat (dosfstools) is not installed")
+	}
+	img := filepath.Join(dir, "stick.img")
+	os.WriteFile(img, nil, 0o644)
+	os.Truncate(img, 64<<20)
+	if o, err := exec.Command("mkfs.vfat", "-F", "32", img).CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.vfat: %v %s", err, o)
+	}
+	errb.Reset()
+	out.Reset()
+	if code := run(ctx, append([]string{"sign", "--dev", "--state", state, bdir, "--usb", img, "--date", date,
+		"--confirm-fingerprint", r.SHA256}, keyArgs...), &out, &errb); code != 0 || !strings.Contains(out.String(), img+":/sigstore-v") {
+		t.Fatalf("sign --usb: %d %s %s", code, out.String(), errb.String())
+	}
+	v, err := usb.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	ents, err := fs.ReadDir(v.FS, ".")
+	if err != nil || len(ents) != 1 {
+		t.Fatalf("stick holds %v %v", ents, err)
+	}
+	rb, err = fs.ReadFile(v.FS, ents[0].Name()+"/response.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp, err := tuf.ParseResponse(rb); err != nil || resp.SignedSHA256 != r.SHA256 {
+		t.Fatalf("response on the stick %+v %v", resp, err)
 	}
 }
