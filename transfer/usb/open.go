@@ -11,9 +11,19 @@
 // The filesystem image itself is hostile. Before go-diskfs sees a FAT volume
 // this package checks its geometry, that it fits on the medium, that its
 // allocation table is under MaxFATBytes, and that no cluster chain loops;
-// ext4 and ISO9660 volumes must fit on the medium. Every call into go-diskfs
-// runs behind a recover that turns a panic into an error, so a damaged or
-// truncated image gives an error, never a crash.
+// ext4 and ISO9660 volumes must fit on the medium, and an ISO9660 volume's
+// descriptors, path tables, directories and Rock Ridge continuation areas
+// are checked against caps (checkISO) because go-diskfs allocates whatever
+// their size fields say. Every call into go-diskfs runs behind a recover
+// that turns a panic into an error, and with a budget of medium reads
+// (MaxOpReads, MaxOpReadBytes) that stops structures which loop, such as an
+// ext4 extent tree pointing at itself; so a damaged, truncated or hostile
+// image gives an error, never a crash or a stall.
+//
+// FAT file contents are read by this package (fatData): go-diskfs parses the
+// directories and gives the cluster chain, which is checked against the
+// volume and cut at the file's size, then read in runs of contiguous
+// clusters straight into the caller's buffer.
 //
 // WriteResponse writes the response folder to a FAT32 stick, again in user
 // space, then re-opens the stick read-only and compares every byte.
@@ -101,8 +111,9 @@ type candidate struct {
 	start, size int64
 }
 
-func openBackend(b backend.Storage, name string) (v *Volume, err error) {
+func openBackend(raw backend.Storage, name string) (v *Volume, err error) {
 	defer recoverTo(&err, "open "+name)
+	b := newBudgetStorage(raw)
 	d, err := diskfs.OpenBackend(b, diskfs.WithOpenMode(diskfs.ReadOnly))
 	if err != nil {
 		return nil, fmt.Errorf("usb: %s: %w", name, err)
@@ -127,7 +138,8 @@ func openBackend(b backend.Storage, name string) (v *Volume, err error) {
 	var reasons []string
 	var unsupported error
 	for _, c := range cands {
-		vol, err := tryVolume(b, d, c)
+		b.reset(0)
+		vol, err := tryVolume(b, raw, d, c)
 		if err == nil {
 			return vol, nil
 		}
@@ -169,7 +181,9 @@ func partitions(d *disk.Disk) []candidate {
 }
 
 // tryVolume checks and opens the filesystem at c.
-func tryVolume(b backend.Storage, d *disk.Disk, c candidate) (v *Volume, err error) {
+// b draws on a read budget and is what go-diskfs reads through; raw is the
+// medium itself, for this package's own bounded reads.
+func tryVolume(b *budgetStorage, raw backend.Storage, d *disk.Disk, c candidate) (v *Volume, err error) {
 	defer recoverTo(&err, "read filesystem")
 	bs := make([]byte, 4096)
 	n, err := b.ReadAt(bs, c.start)
@@ -180,6 +194,7 @@ func tryVolume(b backend.Storage, d *disk.Disk, c candidate) (v *Volume, err err
 	var fsys filesystem.FileSystem
 	kind := bootKind(bs)
 	blocksize := d.LogicalBlocksize
+	var fatG *fatGeometry
 	switch kind {
 	case kindExFAT:
 		return nil, ErrExFAT
@@ -193,6 +208,7 @@ func tryVolume(b backend.Storage, d *disk.Disk, c candidate) (v *Volume, err err
 		if err := checkFAT(b, c.start, c.size, g); err != nil {
 			return nil, err
 		}
+		fatG = g
 		switch kind {
 		case kindFAT32:
 			fsys, err = fat32.Read(b, c.size, c.start, blocksize)
@@ -225,11 +241,15 @@ func tryVolume(b backend.Storage, d *disk.Disk, c candidate) (v *Volume, err err
 					if length > c.size {
 						return nil, fmt.Errorf("the ISO9660 filesystem claims %s but the medium holds %s: the image is truncated", formatSize(length), formatSize(c.size))
 					}
-					var pbs int64
-					if !d.DefaultBlocks {
-						pbs = d.PhysicalBlocksize
+					if c.start != 0 {
+						// go-diskfs reads ISO9660 structures at offsets from the device start.
+						return nil, errors.New("an ISO9660 filesystem inside a partition is not supported: write the image to the whole stick")
 					}
-					if fsys, err = iso9660.Read(b, c.size, c.start, pbs); err != nil {
+					if err := checkISO(raw, c.size); err != nil {
+						return nil, err
+					}
+					// ISO9660 addresses 2048-byte blocks whatever the device's sectors.
+					if fsys, err = iso9660.Read(b, c.size, c.start, 0); err != nil {
 						return nil, fmt.Errorf("ISO9660: %w", err)
 					}
 				}
@@ -239,7 +259,10 @@ func tryVolume(b backend.Storage, d *disk.Disk, c candidate) (v *Volume, err err
 			return nil, errors.New("no FAT, ext4 or ISO9660 filesystem")
 		}
 	}
-	g := &guardedFS{fsys: fsys}
+	g := &guardedFS{fsys: fsys, budget: b}
+	if fatG != nil {
+		g.fat = newFATData(raw, fsys, c.start, fatG)
+	}
 	if _, err := g.ReadDir("."); err != nil {
 		return nil, fmt.Errorf("%s: cannot read the root directory: %w", kind, err)
 	}
@@ -280,7 +303,9 @@ func recoverTo(err *error, op string) {
 // guardedFS exposes the reading half of a go-diskfs filesystem, with every
 // call guarded against panics.
 type guardedFS struct {
-	fsys filesystem.FileSystem
+	fsys   filesystem.FileSystem
+	fat    *fatData       // nil: go-diskfs reads file contents itself
+	budget *budgetStorage // reset before every call into fsys
 }
 
 var (
@@ -293,11 +318,22 @@ func (g *guardedFS) Open(name string) (f fs.File, err error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrInvalid}
 	}
 	defer recoverTo(&err, "open "+safeName(name))
+	g.budget.reset(0)
 	inner, err := g.fsys.Open(name)
 	if err != nil {
 		return nil, err
 	}
-	return &guardedFile{f: inner, name: name}, nil
+	if g.fat != nil {
+		ff, err := g.fat.open(inner, name)
+		if err != nil {
+			inner.Close()
+			return nil, err
+		}
+		if ff != nil {
+			return &guardedFile{f: ff, name: name, chunk: DirectChunk, budget: g.budget}, nil
+		}
+	}
+	return &guardedFile{f: inner, name: name, chunk: ReadChunk, budget: g.budget}, nil
 }
 
 // ReadChunk is the size of the reads a file of a volume passes to the
@@ -312,13 +348,14 @@ func (g *guardedFS) ReadDir(name string) (list []fs.DirEntry, err error) {
 		return nil, &fs.PathError{Op: "readdir", Path: name, Err: fs.ErrInvalid}
 	}
 	defer recoverTo(&err, "read directory "+safeName(name))
+	g.budget.reset(0)
 	inner, err := g.fsys.ReadDir(name)
 	if err != nil {
 		return nil, err
 	}
 	list = make([]fs.DirEntry, len(inner))
 	for i, e := range inner {
-		list[i] = guardedEntry{e}
+		list[i] = guardedEntry{e, g.budget}
 	}
 	slices.SortFunc(list, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	return list, nil
@@ -329,26 +366,40 @@ func (g *guardedFS) Stat(name string) (info fs.FileInfo, err error) {
 		return nil, &fs.PathError{Op: "stat", Path: name, Err: fs.ErrInvalid}
 	}
 	defer recoverTo(&err, "stat "+safeName(name))
+	g.budget.reset(0)
 	return g.fsys.Stat(name)
 }
 
-type guardedEntry struct{ e fs.DirEntry }
+type guardedEntry struct {
+	e      fs.DirEntry
+	budget *budgetStorage
+}
 
 func (e guardedEntry) Name() string      { return e.e.Name() }
 func (e guardedEntry) IsDir() bool       { return e.e.IsDir() }
 func (e guardedEntry) Type() fs.FileMode { return e.e.Type() }
 func (e guardedEntry) Info() (info fs.FileInfo, err error) {
 	defer recoverTo(&err, "stat "+safeName(e.e.Name()))
+	e.budget.reset(0)
 	return e.e.Info()
 }
 
 type guardedFile struct {
-	f    fs.File
-	name string
-	buf  []byte // holds buf[off:] not yet returned
-	off  int
-	err  error // from the last read of the filesystem
+	f      fs.File
+	name   string
+	budget *budgetStorage
+	// chunk is the size of the reads passed to f: smaller reads are served
+	// from buf. Reads at least this large go straight to f.
+	chunk int
+	buf   []byte // holds buf[off:] not yet returned
+	off   int
+	err   error // from the last read of the filesystem
 }
+
+// DirectChunk is the read size from which a FAT file read in runs of
+// clusters (see fatData) is read straight into the caller's buffer; smaller
+// reads are served from a buffer of this size.
+const DirectChunk = 1 << 20
 
 func (f *guardedFile) Read(b []byte) (n int, err error) {
 	if len(b) == 0 {
@@ -362,11 +413,11 @@ func (f *guardedFile) Read(b []byte) (n int, err error) {
 	if f.err != nil {
 		return 0, f.err
 	}
-	if len(b) >= ReadChunk {
+	if len(b) >= f.chunk {
 		return f.read(b)
 	}
 	if f.buf == nil {
-		size := int64(ReadChunk)
+		size := int64(f.chunk)
 		if info, err := f.Stat(); err == nil && info.Size() >= 0 && info.Size() < size {
 			size = info.Size() + 1
 		}
@@ -383,22 +434,30 @@ func (f *guardedFile) Read(b []byte) (n int, err error) {
 	return n, nil
 }
 
+// read reads from the filesystem code. It never returns 0 bytes and no
+// error: a reader that makes no progress would make callers spin.
 func (f *guardedFile) read(b []byte) (n int, err error) {
 	defer recoverTo(&err, "read "+safeName(f.name))
+	f.budget.reset(len(b))
 	n, err = f.f.Read(b)
 	if n < 0 || n > len(b) {
 		return 0, fmt.Errorf("usb: read %s: the filesystem returned a bad count", safeName(f.name))
+	}
+	if n == 0 && err == nil {
+		return 0, fmt.Errorf("usb: read %s: the filesystem returned no data before the end of the file: the stick is damaged", safeName(f.name))
 	}
 	return n, err
 }
 
 func (f *guardedFile) Stat() (info fs.FileInfo, err error) {
 	defer recoverTo(&err, "stat "+safeName(f.name))
+	f.budget.reset(0)
 	return f.f.Stat()
 }
 
 func (f *guardedFile) Close() (err error) {
 	defer recoverTo(&err, "close "+safeName(f.name))
+	f.budget.reset(0)
 	return f.f.Close()
 }
 

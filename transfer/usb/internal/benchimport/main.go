@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -18,10 +19,21 @@ import (
 func main() {
 	image := flag.String("image", "", "disk image or device to read")
 	work := flag.String("work", "", "empty or new working directory")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
 	if *image == "" || *work == "" {
 		fmt.Fprintln(os.Stderr, "usage: benchimport -image IMG -work DIR")
 		os.Exit(2)
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fail(err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	start := time.Now()
 	v, err := usb.Open(*image)
@@ -53,6 +65,7 @@ func main() {
 }
 
 func fail(err error) {
+	pprof.StopCPUProfile()
 	fmt.Fprintln(os.Stderr, "benchimport: error:", err)
 	os.Exit(1)
 }
