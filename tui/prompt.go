@@ -256,3 +256,45 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+// MaxChoices caps the options Choose shows; a longer list is cut and says
+// so in its last line.
+const MaxChoices = 20
+
+// Choose asks the operator to pick one of options with the keyboard (Up,
+// Down, Enter, or the option's digit) and returns its index. The options
+// are escaped: they may name devices or folders from outside.
+func (a *App) Choose(ctx context.Context, title, text string, options []string) (int, error) {
+	if len(options) == 0 {
+		return -1, fmt.Errorf("%s: nothing to choose from", title)
+	}
+	if len(options) > MaxChoices {
+		options = options[:MaxChoices]
+	}
+	got, err := a.ask(ctx, func(r *request) tview.Primitive {
+		info := tview.NewTextView().SetDynamicColors(true).SetWrap(true).SetText(Escape(text))
+		list := tview.NewList().ShowSecondaryText(false).SetHighlightFullLine(true)
+		list.SetSelectedBackgroundColor(tcell.ColorBlue).SetSelectedTextColor(tcell.ColorWhite)
+		for i, o := range options {
+			var short rune
+			if i < 9 {
+				short = rune('1' + i)
+			}
+			i := i
+			list.AddItem(Escape(o), "", short, func() { r.answer(answer{text: fmt.Sprint(i)}) })
+		}
+		box := tview.NewFlex().SetDirection(tview.FlexRow).
+			AddItem(info, 0, 1, false).AddItem(list, len(options), 0, true)
+		r.kind, r.focus, r.help = "choose", list, "Up/Down choose, Enter take"
+		r.rows = 2 + wrapped(Plain(text), 76) + len(options)
+		return frame(box, Escape(title))
+	})
+	if err != nil {
+		return -1, err
+	}
+	var i int
+	if _, err := fmt.Sscan(got.text, &i); err != nil || i < 0 || i >= len(options) {
+		return -1, fmt.Errorf("%s: no option chosen", title)
+	}
+	return i, nil
+}

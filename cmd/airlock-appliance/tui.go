@@ -20,10 +20,14 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
-const tuiUsage = `usage: airlock-appliance [--state DIR --bundle DIR --key URI... --out DIR [--dev]]
+const tuiUsage = `usage: airlock-appliance --state DIR --key URI... [--out DIR] [--dev]
+           [--bundle DIR | --usb DEVICE_OR_IMAGE | --qr-images DIR]
        airlock-appliance --demo [--dir DIR]
 
-With no command, runs a signing ceremony on the terminal UI.
+With no command, runs a signing ceremony on the terminal UI. The bundle is
+read from a USB stick chosen on screen (read-only, in user space), unless
+--bundle names a folder, --usb a device or image, or --qr-images a folder
+of scanned QR frames (request.json only: no content diff).
 --demo prepares a demo release (sigstore 1.3.0 -> 2.0.0 with its real
 provenance, two holders with DEMO development keys) in a new folder and
 walks through the whole ceremony; the signatures are written to
@@ -43,6 +47,9 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	dir := fs.String("dir", "", "folder for the demo (default: a new temporary folder)")
 	state := fs.String("state", "", "appliance state directory")
 	bundleDir := fs.String("bundle", "", "release bundle folder")
+	usbDev := fs.String("usb", "", "read the bundle from this USB device or FAT/ext4/ISO image instead of choosing a stick on screen")
+	exportUSB := fs.String("export-usb", "", "also write the response folder to this FAT32 USB device or image (read back after writing)")
+	qrDir := fs.String("qr-images", "", "read request.json from the QR frames (PNG or JPEG files) in this folder")
 	out := fs.String("out", "", "folder to export the signature response to")
 	dev := fs.Bool("dev", false, "development mode: software keys may sign")
 	var keys keyList
@@ -69,8 +76,17 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			status.Keys = append(status.Keys, tui.KeyStatus{URI: k, Holder: d.KeyHolders[i], Demo: true})
 		}
 		status.TPM = "not used by the demo"
-	} else if *state == "" || *bundleDir == "" || *out == "" || len(keys) == 0 {
-		return cli.Usagef("--state, --bundle, --out and at least one --key are needed (or --demo)")
+	} else if *state == "" || *out == "" || len(keys) == 0 {
+		return cli.Usagef("--state, --out and at least one --key are needed (or --demo)")
+	}
+	sources := 0
+	for _, f := range []string{*bundleDir, *usbDev, *qrDir} {
+		if f != "" {
+			sources++
+		}
+	}
+	if sources > 1 && !*demo || sources > 2 {
+		return cli.Usagef("give at most one of --bundle, --usb and --qr-images")
 	}
 	st, err := appliance.OpenState(*state, nil)
 	if err != nil {
@@ -98,8 +114,8 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	app.SetStatus(status)
 	cer, err := appliance.New(appliance.Config{
 		State: st, UI: app, Listener: app, Dev: *dev,
-		Bundle: folderBundle{dir: *bundleDir, work: work},
-		Keys:   appliance.KeyURIs(keys), Sink: appliance.DirSink(*out),
+		Bundle: bundleSource(app, *bundleDir, *usbDev, *qrDir, work),
+		Keys:   appliance.KeyURIs(keys), Sink: exportSink{ui: app, dir: *out, usb: *exportUSB},
 	})
 	if err != nil {
 		return err
@@ -141,4 +157,45 @@ func rootFacts(root []byte) (int64, time.Time, error) {
 		return 0, time.Time{}, err
 	}
 	return m.Signed.Version, m.Signed.Expires, nil
+}
+
+// bundleSource picks where the bundle comes from: a USB device or image
+// given, QR frames, a folder, or else a stick chosen on screen.
+func bundleSource(app *tui.App, dir, usbDev, qrDir, work string) appliance.BundleSource {
+	switch {
+	case usbDev != "":
+		return usbBundle{ui: app, device: usbDev, work: work}
+	case qrDir != "":
+		return qrBundle{ui: app, src: qrDirSource(qrDir), what: "QR frames in " + qrDir}
+	case dir != "":
+		return folderBundle{dir: dir, work: work}
+	}
+	return usbBundle{ui: app, work: work}
+}
+
+// exportSink writes the response folder, then, when a device is given, the
+// same files onto a FAT32 stick or image (read back and compared), and
+// shows where they went on the export screen.
+type exportSink struct {
+	ui  chooser
+	dir string
+	usb string
+}
+
+func (s exportSink) Export(ctx context.Context, e appliance.Export) (string, error) {
+	where, err := appliance.DirSink(s.dir).Export(ctx, e)
+	if err != nil {
+		return "", err
+	}
+	st := tui.ExportStatus{Path: where}
+	if s.usb != "" {
+		w, err := appliance.USBSink{Device: s.usb}.Export(ctx, e)
+		if err != nil {
+			return "", fmt.Errorf("the response is in %s, but writing it to usb failed: %w", where, err)
+		}
+		where += " and " + w
+		st = tui.ExportStatus{Path: where, ReadBack: true}
+	}
+	s.ui.SetExport(st)
+	return where, nil
 }
