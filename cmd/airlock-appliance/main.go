@@ -213,20 +213,11 @@ func cmdReview(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if len(pos) != 1 || c.state == "" {
 		return cli.Usagef("review needs --state DIR and one bundle folder")
 	}
-	date, err := c.parseDate()
+	date, st, work, done, err := c.open("review")
 	if err != nil {
 		return err
 	}
-	st, err := appliance.OpenState(c.state, appliance.SystemClock)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	work, err := os.MkdirTemp("", "airlock-review-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
+	defer done()
 	ui := &termUI{out: stderr}
 	cer, err := appliance.New(appliance.Config{State: st, UI: ui, Dev: c.dev, Date: date,
 		Bundle: folderBundle{dir: pos[0], work: filepath.Join(work, "bundle")}})
@@ -278,20 +269,11 @@ func cmdSign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return cli.Usagef("%s is a software key: software keys sign only with --dev", k)
 		}
 	}
-	date, err := c.parseDate()
+	date, st, work, done, err := c.open("sign")
 	if err != nil {
 		return err
 	}
-	st, err := appliance.OpenState(c.state, appliance.SystemClock)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	work, err := os.MkdirTemp("", "airlock-sign-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
+	defer done()
 	ui := &termUI{out: stderr, confirmSHA: strings.ToLower(*confirm)}
 	cer, err := appliance.New(appliance.Config{State: st, UI: ui, Dev: c.dev, Date: date,
 		Bundle: folderBundle{dir: pos[0], work: filepath.Join(work, "bundle")},
@@ -419,4 +401,23 @@ func printReview(w io.Writer, r *appliance.Review) {
 	if r.Note != "" {
 		fmt.Fprintf(w, "note from CI (untrusted): %s\n", v(r.Note))
 	}
+}
+
+// open parses the confirmed date, opens (and locks) the appliance state and
+// makes a work area; done releases both.
+func (c *commonFlags) open(purpose string) (time.Time, *appliance.StateDir, string, func(), error) {
+	date, err := c.parseDate()
+	if err != nil {
+		return time.Time{}, nil, "", nil, err
+	}
+	st, err := appliance.OpenState(c.state, appliance.SystemClock)
+	if err != nil {
+		return time.Time{}, nil, "", nil, err
+	}
+	work, err := os.MkdirTemp("", "airlock-"+purpose+"-")
+	if err != nil {
+		st.Close()
+		return time.Time{}, nil, "", nil, err
+	}
+	return date, st, work, func() { os.RemoveAll(work); st.Close() }, nil
 }
