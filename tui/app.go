@@ -87,6 +87,9 @@ type Options struct {
 	Quit func()
 	// QRInterval is the time each QR part is shown (default 250 ms).
 	QRInterval time.Duration
+	// ExportQR opens the export screen with the response as an animated
+	// QR as soon as a signed ceremony is done (q does so otherwise).
+	ExportQR bool
 }
 
 // App is the terminal UI. Create it with New, run it with Run.
@@ -119,6 +122,8 @@ type App struct {
 	messages []appliance.Message
 
 	qrCancel context.CancelFunc
+	ctx      context.Context // cancelled by Stop: ends the QR animation
+	end      context.CancelFunc
 	mu       sync.Mutex // guards stopped and updates
 	stopped  bool
 	updates  []func()
@@ -142,6 +147,7 @@ func New(opts Options) *App {
 		opts.QRInterval = 250 * time.Millisecond
 	}
 	a := &App{app: tview.NewApplication(), opts: opts, wake: make(chan struct{}, 1)}
+	a.ctx, a.end = context.WithCancel(context.Background())
 	go a.pump()
 	a.header = tview.NewTextView().SetDynamicColors(true)
 	a.header.SetBackgroundColor(tcell.ColorNavy)
@@ -196,6 +202,7 @@ func (a *App) Stop() {
 		close(a.wake)
 	}
 	a.mu.Unlock()
+	a.end()
 	a.app.Stop()
 }
 
@@ -240,15 +247,21 @@ func (a *App) SetStatus(s Status) { a.queue(func() { a.status = s; a.redraw() })
 // SetImport updates the import screen.
 func (a *App) SetImport(s ImportStatus) { a.queue(func() { a.imp = s; a.redraw() }) }
 
-// SetExport updates the export screen; a Response starts the QR animation.
+// SetExport updates the export screen. A Response is animated as QR
+// codes while the export screen is shown: q on the done screen shows it.
 func (a *App) SetExport(s ExportStatus) {
 	a.queue(func() {
+		a.stopQR()
 		a.export = s
-		if len(s.Response) > 0 {
-			a.startQR(s.Response)
-		}
+		a.syncQR()
 		a.redraw()
 	})
+}
+
+// qrAvailable reports whether the ceremony signed and its response can be
+// shown as QR codes.
+func (a *App) qrAvailable() bool {
+	return a.state.Step == appliance.StepDone && a.state.Refusal == nil && len(a.export.Response) > 0
 }
 
 // StateChanged implements appliance.Listener: it queues a redraw from s and
@@ -259,6 +272,9 @@ func (a *App) StateChanged(s appliance.State) {
 		a.state = s
 		if s.Step != old {
 			a.show(pageFor(s.Step))
+			if a.opts.ExportQR && a.qrAvailable() {
+				a.show(pageExport)
+			}
 		}
 		a.redraw()
 	})
@@ -294,6 +310,7 @@ func (a *App) show(name string) {
 	if a.pending == nil {
 		a.app.SetFocus(a.pages)
 	}
+	a.syncQR()
 }
 
 // back shows the previous screen; nothing in the ceremony changes.
@@ -304,6 +321,7 @@ func (a *App) back() {
 	a.history = a.history[:len(a.history)-1]
 	a.pages.SwitchToPage(a.history[len(a.history)-1])
 	a.app.SetFocus(a.pages)
+	a.syncQR()
 	a.redraw()
 }
 
@@ -337,6 +355,12 @@ func (a *App) keys(ev *tcell.EventKey) *tcell.EventKey {
 		if a.pending != nil && !a.promptFocused() && !a.review.searching() {
 			a.pages.SwitchToPage(a.current())
 			a.app.SetFocus(a.pending.focus)
+			a.redraw()
+			return nil
+		}
+	case tcell.KeyRune:
+		if ev.Rune() == 'q' && a.current() == pageDone && a.pending == nil && a.qrAvailable() {
+			a.show(pageExport)
 			a.redraw()
 			return nil
 		}
@@ -432,6 +456,9 @@ func (a *App) helpText() string {
 	case pageReview:
 		keys = append(keys, "Left/Right tab", "/ search", "n next")
 	case pageStart, pageVerify, pageApprove, pageDone, pageExport, pageImport:
+		if a.current() == pageDone && a.pending == nil && a.qrAvailable() {
+			keys = append(keys, "q show as QR")
+		}
 		keys = append(keys, "Up/Down scroll")
 	}
 	if len(a.history) > 1 && !a.promptFocused() {

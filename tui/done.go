@@ -44,5 +44,8 @@ func (s *doneScreen) update(st appliance.State, ex ExportStatus) {
 		fmt.Fprintf(&b, "Record sha256 %s\n", Escape(st.RecordSHA256))
 	}
 	b.WriteString("\nCarry the response to the online side: airlock combine, then airlock verify.\n")
+	if len(ex.Response) > 0 {
+		b.WriteString("Press q to show the response as an animated QR code instead.\n")
+	}
 	s.root.SetText(b.String())
 }

@@ -3,18 +3,25 @@ package tui
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/rivo/tview"
 
 	"airlock.dev/airlock/appliance"
 )
 
-// exportScreen shows where the signatures went, or animates them as QR.
+// qrSideWidth is the width of the text column beside the QR code.
+const qrSideWidth = 30
+
+// exportScreen shows where the signatures went, or animates the signature
+// response as QR codes with its fingerprint and a frame counter. The code
+// takes the left of the screen and the text a column on the right, so an
+// 80×25 console still fits a version 4 code.
 type exportScreen struct {
 	root *tview.Flex
 	text *tview.TextView
 	qr   *QRView
-	anim *QRAnimation
+	on   bool // the QR is shown
 }
 
 func newExportScreen() *exportScreen {
@@ -27,7 +34,7 @@ func newExportScreen() *exportScreen {
 func (s *exportScreen) update(st appliance.State, ex ExportStatus) {
 	t := ""
 	if st.Fingerprint != "" {
-		t += fmt.Sprintf("Signed [black:white] %s [-:-] sha256 %s\n", Escape(st.Fingerprint), Escape(st.SHA256))
+		t += fmt.Sprintf("Signed [black:white] %s [-:-]\nsha256 %s\n", Escape(st.Fingerprint), Escape(st.SHA256))
 	}
 	if ex.Path != "" {
 		t += "Written to " + Escape(ex.Path)
@@ -36,34 +43,71 @@ func (s *exportScreen) update(st appliance.State, ex ExportStatus) {
 		}
 		t += "\n"
 	}
-	if s.anim != nil {
-		t += fmt.Sprintf("QR: %d parts, fingerprint [::b]%s[::-]: scan until the receiver shows the same words\n", s.anim.Parts, Escape(s.anim.Fingerprint))
+	if a := s.qr.Animation(); s.on && a != nil {
+		t += fmt.Sprintf("\nResponse as QR: %d bytes, %d parts\nFrame %d\n\nFingerprint\n[black:white] %s [-:-]\n\nScan until the receiver shows the same words.\n",
+			len(s.qr.msg), a.Parts, a.Frames, Escape(a.Fingerprint))
 	}
 	s.text.SetText(t)
 }
 
-// startQR begins animating msg on the export screen. It runs on the event
-// loop; the animation goroutine queues each frame.
-func (a *App) startQR(msg []byte) {
-	if a.qrCancel != nil {
-		a.qrCancel()
+// showQR lays the screen out for the animated QR.
+func (s *exportScreen) showQR(msg []byte) {
+	s.qr.SetMessage(msg)
+	if !s.on {
+		s.root.Clear()
+		s.root.SetDirection(tview.FlexColumn).
+			AddItem(s.qr, 0, 1, false).
+			AddItem(s.text, qrSideWidth, 0, false)
+		s.on = true
 	}
-	anim, err := NewQRAnimation(msg, QRFragmentLen)
-	if err != nil {
-		a.messages = append(a.messages, appliance.Message{Level: appliance.Error, Text: err.Error()})
+}
+
+// syncQR animates the signature response while the export screen is shown
+// and stops the animation when it is not. It runs on the event loop.
+func (a *App) syncQR() {
+	want := a.current() == pageExport && len(a.export.Response) > 0
+	if !want {
+		a.stopQR()
 		return
 	}
-	s := a.exports
-	if s.anim == nil {
-		s.root.ResizeItem(s.text, 3, 0)
-		s.root.AddItem(s.qr, 0, 1, false)
+	if a.qrCancel != nil {
+		return
 	}
-	s.anim = anim
-	s.qr.SetPart(anim.Next())
-	ctx, cancel := context.WithCancel(context.Background())
+	a.startQR(a.export.Response)
+}
+
+// stopQR ends the animation, if any.
+func (a *App) stopQR() {
+	if a.qrCancel != nil {
+		a.qrCancel()
+		a.qrCancel = nil
+	}
+}
+
+// startQR begins animating msg on the export screen. It runs on the event
+// loop; a ticker goroutine queues each step, which advances the view on
+// the event loop (the view re-sizes its fragments when drawn).
+func (a *App) startQR(msg []byte) {
+	a.stopQR()
+	s := a.exports
+	s.showQR(msg)
+	ctx, cancel := context.WithCancel(a.ctx)
 	a.qrCancel = cancel
-	go anim.Run(ctx, s.qr, a.opts.QRInterval, func(f func()) *tview.Application {
-		a.queue(f)
-		return a.app
-	})
+	go func(interval time.Duration) {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			a.queue(func() {
+				if ctx.Err() == nil {
+					s.qr.Advance()
+					s.update(a.state, a.export)
+				}
+			})
+		}
+	}(a.opts.QRInterval)
 }

@@ -21,13 +21,15 @@ import (
 )
 
 const tuiUsage = `usage: airlock-appliance --state DIR --key URI... [--out DIR] [--dev]
-           [--bundle DIR | --usb DEVICE_OR_IMAGE | --qr-images DIR]
+           [--bundle DIR | --usb DEVICE_OR_IMAGE | --qr-images DIR] [--export-qr]
        airlock-appliance --demo [--dir DIR]
 
 With no command, runs a signing ceremony on the terminal UI. The bundle is
 read from a USB stick chosen on screen (read-only, in user space), unless
 --bundle names a folder, --usb a device or image, or --qr-images a folder
-of scanned QR frames (request.json only: no content diff).
+of scanned QR frames (request.json only: no content diff). After signing,
+q on the done screen (or --export-qr) shows the signature response as an
+animated QR code with its fingerprint.
 --demo prepares a demo release (sigstore 1.3.0 -> 2.0.0 with its real
 provenance, two holders with DEMO development keys) in a new folder and
 walks through the whole ceremony; the signatures are written to
@@ -51,6 +53,7 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	exportUSB := fs.String("export-usb", "", "also write the response folder to this FAT32 USB device or image (read back after writing)")
 	qrDir := fs.String("qr-images", "", "read request.json from the QR frames (PNG or JPEG files) in this folder")
 	out := fs.String("out", "", "folder to export the signature response to")
+	exportQR := fs.Bool("export-qr", false, "after signing, show the signature response as an animated QR code (q on the done screen does too)")
 	dev := fs.Bool("dev", false, "development mode: software keys may sign")
 	var keys keyList
 	fs.Var(&keys, "key", "key URI of a holder (repeat)")
@@ -110,7 +113,7 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	quit := make(chan struct{})
 	var once sync.Once
-	app := tui.New(tui.Options{Refuse: cancel, Quit: func() { once.Do(func() { close(quit) }) }})
+	app := tui.New(tui.Options{Refuse: cancel, Quit: func() { once.Do(func() { close(quit) }) }, ExportQR: *exportQR})
 	app.SetStatus(status)
 	cer, err := appliance.New(appliance.Config{
 		State: st, UI: app, Listener: app, Dev: *dev,
@@ -187,14 +190,14 @@ func (s exportSink) Export(ctx context.Context, e appliance.Export) (string, err
 	if err != nil {
 		return "", err
 	}
-	st := tui.ExportStatus{Path: where}
+	st := tui.ExportStatus{Path: where, Response: e.Response}
 	if s.usb != "" {
 		w, err := appliance.USBSink{Device: s.usb}.Export(ctx, e)
 		if err != nil {
 			return "", fmt.Errorf("the response is in %s, but writing it to usb failed: %w", where, err)
 		}
 		where += " and " + w
-		st = tui.ExportStatus{Path: where, ReadBack: true}
+		st = tui.ExportStatus{Path: where, ReadBack: true, Response: e.Response}
 	}
 	s.ui.SetExport(st)
 	return where, nil
