@@ -59,6 +59,15 @@ func TestReleaseFlowThroughTheCLI(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "threshold is 2") {
 		t.Fatalf("combine with one holder twice: exit %d: %s", code, errOut)
 	}
+	// The online side reads bundles with the appliance's rules: a link is refused.
+	if err := os.Symlink("/etc/passwd", p("bundle/artifacts/passwd")); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut = runCLI(t, "combine", "--repo", p("repo"), p("bundle"), p("alice.json"), p("carol-resp.json"))
+	if code != 1 || !strings.Contains(errOut, "artifacts/passwd") {
+		t.Fatalf("combine of a bundle with a link: exit %d: %s", code, errOut)
+	}
+	os.Remove(p("bundle/artifacts/passwd"))
 	out := mustAirlock(t, "combine", "--repo", p("repo"), p("bundle"), p("alice.json"), p("carol-resp.json"))
 	if !strings.Contains(out, "proj version 1: 2 signatures") {
 		t.Fatalf("combine output: %s", out)

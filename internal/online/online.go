@@ -5,13 +5,13 @@
 package online
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,6 +20,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"airlock.dev/airlock/hsm"
+	"airlock.dev/airlock/transfer/bundle"
 	"airlock.dev/airlock/tuf"
 )
 
@@ -165,11 +166,25 @@ func hexHashes(h metadata.Hashes) map[string]string {
 	return out
 }
 
-// WriteDir writes the bundle as a folder that must not exist yet.
+// WriteDir writes the bundle as a folder that must not exist yet, then
+// reads it back with transfer/bundle's rules, so that what CI writes is what
+// the appliance accepts; a folder that fails the check is removed.
 func (b *Bundle) WriteDir(dir string) error {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		return fmt.Errorf("bundle folder: %w", err)
 	}
+	if err := b.writeFiles(dir); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	if _, err := bundle.Open(dir, bundle.Options{}); err != nil {
+		os.RemoveAll(dir)
+		return err
+	}
+	return nil
+}
+
+func (b *Bundle) writeFiles(dir string) error {
 	raw, err := b.Request.Marshal()
 	if err != nil {
 		return err
@@ -211,18 +226,25 @@ func copyFile(src, dst string) error {
 	return out.Close()
 }
 
-// ReadRequest reads request.json from a bundle folder.
+// ReadRequest reads and parses request.json of a bundle folder.
 func ReadRequest(bundleDir string) (*tuf.Request, error) {
-	f, err := os.Open(filepath.Join(bundleDir, "request.json"))
+	req, _, err := OpenBundle(bundleDir)
+	return req, err
+}
+
+// OpenBundle checks a bundle folder in place with transfer/bundle's rules
+// (caps, no links or traversal, known layout), hashes every file, and
+// parses its request.
+func OpenBundle(bundleDir string) (*tuf.Request, *bundle.Manifest, error) {
+	m, err := bundle.Open(bundleDir, bundle.Options{})
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", bundleDir, err)
+		return nil, nil, err
 	}
-	defer f.Close()
-	raw, err := io.ReadAll(io.LimitReader(f, tuf.MaxRequestBytes+1))
+	req, err := tuf.ParseRequest(m.Document)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return tuf.ParseRequest(raw)
+	return req, m, nil
 }
 
 // Sign signs the request's payload with each key (development signing; the
@@ -287,7 +309,7 @@ type CombineResult struct {
 // bytes the bundle carries, writes the role and refreshes snapshot and
 // timestamp with the online key.
 func Combine(repo *tuf.Repository, bundleDir string, responses []*tuf.Response, online hsm.Signer, now time.Time) (*CombineResult, error) {
-	req, err := ReadRequest(bundleDir)
+	req, m, err := OpenBundle(bundleDir)
 	if err != nil {
 		return nil, err
 	}
@@ -313,7 +335,14 @@ func Combine(repo *tuf.Repository, bundleDir string, responses []*tuf.Response, 
 		if !ok {
 			return nil, fmt.Errorf("bundle file %s backs target %s, which the metadata does not list", t.File, t.Path)
 		}
-		data, err := os.ReadFile(filepath.Join(bundleDir, filepath.FromSlash(path.Clean(t.File))))
+		f, ok := m.File(t.File)
+		if !ok {
+			return nil, fmt.Errorf("bundle file %s backs target %s but is not in the bundle", t.File, t.Path)
+		}
+		if err := checkManifestFile(f, tf); err != nil {
+			return nil, fmt.Errorf("bundle file %s does not match target %s: %w", t.File, t.Path, err)
+		}
+		data, err := readInBundle(bundleDir, t.File)
 		if err != nil {
 			return nil, err
 		}
@@ -327,4 +356,37 @@ func Combine(repo *tuf.Repository, bundleDir string, responses []*tuf.Response, 
 	}
 	p.Targets.Signatures = c.Signatures
 	return res, repo.CommitTargets(req.Role, p.Targets, online, now)
+}
+
+// checkManifestFile compares the length and hashes transfer/bundle measured
+// with the target's signed ones before any bytes are read into memory.
+func checkManifestFile(f bundle.File, tf *metadata.TargetFiles) error {
+	if f.Size != tf.Length {
+		return fmt.Errorf("%d bytes, the target says %d", f.Size, tf.Length)
+	}
+	for alg, want := range tf.Hashes {
+		var got []byte
+		switch alg {
+		case "sha256":
+			got = f.SHA256[:]
+		case "sha512":
+			got = f.SHA512[:]
+		default:
+			continue
+		}
+		if !bytes.Equal(got, want) {
+			return fmt.Errorf("%s differs", alg)
+		}
+	}
+	return nil
+}
+
+// readInBundle reads a file below dir without following links out of it.
+func readInBundle(dir, name string) ([]byte, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	return root.ReadFile(name)
 }
