@@ -12,6 +12,7 @@ import (
 
 	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/internal/appdemo"
+	"airlock.dev/airlock/internal/demo"
 	"airlock.dev/airlock/transfer/qr"
 	"airlock.dev/airlock/transfer/ur"
 	"airlock.dev/airlock/tuf"
@@ -198,7 +199,7 @@ func TestE2EImportOverQR(t *testing.T) {
 		t.Fatal(err)
 	}
 	state := filepath.Join(tmp, "state-qr")
-	tr, err := os.ReadFile(filepath.Join("..", "internal", "appdemo", "data", "trusted_root.json"))
+	tr, err := demo.Data.ReadFile("data/trusted_root.json")
 	if err != nil {
 		t.Fatal(err)
 	}

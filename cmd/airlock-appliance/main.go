@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"airlock.dev/airlock/appliance"
+	"airlock.dev/airlock/appliance/content"
 	"airlock.dev/airlock/hsm"
 	_ "airlock.dev/airlock/hsm/piv"
 	_ "airlock.dev/airlock/hsm/tpm"
@@ -359,7 +360,7 @@ func printReview(w io.Writer, r *appliance.Review) {
 	if r == nil {
 		return
 	}
-	v := visible
+	v := content.Visible
 	fmt.Fprintf(w, "%s of role %s: version %d -> %d, expires %s\n", v(r.Kind), v(r.Role), r.OldVersion, r.NewVersion, r.NewExpires.Format("2006-01-02"))
 	fmt.Fprintf(w, "sha256 %s\nfingerprint %s\n", r.SHA256, r.Fingerprint)
 	if r.Dev {

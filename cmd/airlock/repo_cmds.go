@@ -211,16 +211,8 @@ N-th --key (from 1).
 	if err != nil {
 		return err
 	}
-	payload, err := tuf.Canonical(next)
-	if err != nil {
+	if err := tuf.SignAll(next, d, signers); err != nil {
 		return err
-	}
-	for _, s := range signers {
-		sig, err := tuf.SignPayload(d, s, payload)
-		if err != nil {
-			return err
-		}
-		next.Signatures = append(next.Signatures, sig)
 	}
 	ks, err := cli.OpenKeys(ctx, []string{repo.Config.OnlineKey}, prompter(stderr))
 	if err != nil {

@@ -7,7 +7,6 @@
 package appdemo
 
 import (
-	"embed"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -17,12 +16,10 @@ import (
 	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/appliance/provenance"
 	"airlock.dev/airlock/hsm"
+	"airlock.dev/airlock/internal/demo"
 	"airlock.dev/airlock/internal/online"
 	"airlock.dev/airlock/tuf"
 )
-
-//go:embed data
-var data embed.FS
 
 // Holders are the demo's two key holders.
 var Holders = []string{"alice (DEMO)", "bob (DEMO)"}
@@ -99,15 +96,9 @@ func Prepare(dir string, now time.Time) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	payload, err := tuf.Canonical(next)
-	if err != nil {
+	if err := tuf.SignAll(next, dl, []hsm.Signer{keys["targets-demo"]}); err != nil {
 		return nil, err
 	}
-	sig, err := tuf.SignPayload(dl, keys["targets-demo"], payload)
-	if err != nil {
-		return nil, err
-	}
-	next.Signatures = append(next.Signatures, sig)
 	if err := repo.CommitTargets("targets", next, keys["online-demo"], now); err != nil {
 		return nil, err
 	}
@@ -117,7 +108,7 @@ func Prepare(dir string, now time.Time) (*Demo, error) {
 		return nil, err
 	}
 	for _, name := range []string{"sigstore-1.3.0.tgz", "sigstore-2.0.0.tgz", "sigstore@2.0.0.provenance.sigstore.json"} {
-		b, err := data.ReadFile("data/" + name)
+		b, err := demo.Data.ReadFile("data/" + name)
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +138,7 @@ func Prepare(dir string, now time.Time) (*Demo, error) {
 	if err != nil {
 		return nil, err
 	}
-	tr, err := data.ReadFile("data/trusted_root.json")
+	tr, err := demo.Data.ReadFile("data/trusted_root.json")
 	if err != nil {
 		return nil, err
 	}

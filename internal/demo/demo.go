@@ -23,8 +23,11 @@ import (
 	"airlock.dev/airlock/tuf"
 )
 
+// Data holds the embedded release pair, its provenance and the Sigstore
+// trusted root (files under data/), shared with the appliance demo.
+//
 //go:embed data
-var data embed.FS
+var Data embed.FS
 
 // Run performs the demo in dir (which must be empty or absent), printing
 // each step to out.
@@ -81,15 +84,9 @@ func Run(ctx context.Context, dir string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	payload, err := tuf.Canonical(next)
-	if err != nil {
+	if err := tuf.SignAll(next, d, []hsm.Signer{keys["targets-ken"]}); err != nil {
 		return err
 	}
-	sig, err := tuf.SignPayload(d, keys["targets-ken"], payload)
-	if err != nil {
-		return err
-	}
-	next.Signatures = append(next.Signatures, sig)
 	if err := repo.CommitTargets("targets", next, keys["online"], now); err != nil {
 		return err
 	}
@@ -99,7 +96,7 @@ func Run(ctx context.Context, dir string, out io.Writer) error {
 		return err
 	}
 	for _, name := range []string{"sigstore-1.3.0.tgz", "sigstore-2.0.0.tgz", "sigstore@1.3.0.provenance.sigstore.json", "sigstore@2.0.0.provenance.sigstore.json"} {
-		b, err := data.ReadFile("data/" + name)
+		b, err := Data.ReadFile("data/" + name)
 		if err != nil {
 			return err
 		}
@@ -162,7 +159,7 @@ func Run(ctx context.Context, dir string, out io.Writer) error {
 		return err
 	}
 	target := "sigstore/sigstore-2.0.0.tgz"
-	want, _ := data.ReadFile("data/sigstore-2.0.0.tgz")
+	want, _ := Data.ReadFile("data/sigstore-2.0.0.tgz")
 	c := &tuf.Client{Fetch: tuf.DirFetcher(repoDir), RefTime: now}
 	rep, got, err := c.Verify(ctx, root, target)
 	if err != nil {

@@ -1,5 +1,0 @@
-package main
-
-import "airlock.dev/airlock/appliance/content"
-
-func visible(s string) string { return content.Visible(s) }
