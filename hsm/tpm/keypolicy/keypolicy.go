@@ -125,17 +125,8 @@ func Template(authPolicy []byte) tpm2.TPMTPublic {
 			SignEncrypt:         true,
 		},
 		AuthPolicy: tpm2.TPM2BDigest{Buffer: authPolicy},
-		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-			Scheme: tpm2.TPMTECCScheme{
-				Scheme:  tpm2.TPMAlgECDSA,
-				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
-			},
-			CurveID: tpm2.TPMECCNistP256,
-		}),
-		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-			X: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
-			Y: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
-		}),
+		Parameters: ecdsaP256SHA256(),
+		Unique:     emptyP256Point(),
 	}
 }
 
@@ -154,17 +145,8 @@ func AKTemplate() tpm2.TPMTPublic {
 			Restricted:          true,
 			SignEncrypt:         true,
 		},
-		Parameters: tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
-			Scheme: tpm2.TPMTECCScheme{
-				Scheme:  tpm2.TPMAlgECDSA,
-				Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
-			},
-			CurveID: tpm2.TPMECCNistP256,
-		}),
-		Unique: tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
-			X: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
-			Y: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
-		}),
+		Parameters: ecdsaP256SHA256(),
+		Unique:     emptyP256Point(),
 	}
 }
 
@@ -208,4 +190,24 @@ func ParseExtraData(b []byte) (pcrs []int, pcrDigest []byte, err error) {
 		pcrDigest = slices.Clone(rest)
 	}
 	return pcrs, pcrDigest, nil
+}
+
+// ecdsaP256SHA256 is the parameters of both Airlock's signing keys and the
+// attestation key: ECDSA with SHA-256 on NIST P-256.
+func ecdsaP256SHA256() tpm2.TPMUPublicParms {
+	return tpm2.NewTPMUPublicParms(tpm2.TPMAlgECC, &tpm2.TPMSECCParms{
+		Scheme: tpm2.TPMTECCScheme{
+			Scheme:  tpm2.TPMAlgECDSA,
+			Details: tpm2.NewTPMUAsymScheme(tpm2.TPMAlgECDSA, &tpm2.TPMSSigSchemeECDSA{HashAlg: tpm2.TPMAlgSHA256}),
+		},
+		CurveID: tpm2.TPMECCNistP256,
+	})
+}
+
+// emptyP256Point is the zero unique field of a P-256 template.
+func emptyP256Point() tpm2.TPMUPublicID {
+	return tpm2.NewTPMUPublicID(tpm2.TPMAlgECC, &tpm2.TPMSECCPoint{
+		X: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
+		Y: tpm2.TPM2BECCParameter{Buffer: make([]byte, 32)},
+	})
 }
