@@ -2,6 +2,7 @@ package tuf
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -567,7 +568,8 @@ func (r *Repository) Refresh(online hsm.Signer, now time.Time) error {
 	ts.Signed.Version = tsVer
 	mf := metadata.MetaFile(snapVer)
 	mf.Length = int64(len(sb))
-	mf.Hashes = metadata.Hashes{"sha256": mustHex(SHA256Hex(sb))}
+	sum := sha256.Sum256(sb)
+	mf.Hashes = metadata.Hashes{"sha256": sum[:]}
 	ts.Signed.Meta["snapshot.json"] = mf
 	if err := SignAll(ts, tsD, []hsm.Signer{online}); err != nil {
 		return err
@@ -627,12 +629,6 @@ func compactJSON(b []byte) json.RawMessage {
 		return json.RawMessage(b)
 	}
 	return json.RawMessage(buf.Bytes())
-}
-
-func mustHex(s string) metadata.HexBytes {
-	var h metadata.HexBytes
-	_ = h.UnmarshalJSON([]byte(strconv.Quote(s)))
-	return h
 }
 
 func writeJSON(path string, v any) error {

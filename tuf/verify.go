@@ -378,9 +378,6 @@ func header[T metadata.Roles](m *metadata.Metadata[T]) Header {
 	return Header{}
 }
 
-// HeaderOf returns the type, spec version, version and expiry of metadata.
-func HeaderOf[T metadata.Roles](m *metadata.Metadata[T]) Header { return header(m) }
-
 func typeOf[T metadata.Roles]() string {
 	var zero T
 	switch any(zero).(type) {
