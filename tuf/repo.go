@@ -160,7 +160,7 @@ func Init(dir string, o InitOptions) (*Repository, error) {
 }
 
 func expiry(now time.Time, d time.Duration) time.Time {
-	return now.UTC().Add(d).Truncate(time.Second)
+	return SpecDate(now.Add(d))
 }
 
 // SignAll signs m's canonical bytes with every signer under the role's
@@ -397,7 +397,7 @@ func (r *Repository) NextTargets(role string, expires time.Time) (*metadata.Meta
 		if _, err := r.Delegation(role); err != nil {
 			return nil, err
 		}
-		return metadata.Targets(expires), nil
+		return metadata.Targets(SpecDate(expires)), nil
 	}
 	if err != nil {
 		return nil, err
@@ -405,7 +405,7 @@ func (r *Repository) NextTargets(role string, expires time.Time) (*metadata.Meta
 	next := cur
 	next.Signatures = []metadata.Signature{}
 	next.Signed.Version++
-	next.Signed.Expires = expires.UTC().Truncate(time.Second)
+	next.Signed.Expires = SpecDate(expires)
 	if next.Signed.Targets == nil {
 		next.Signed.Targets = map[string]*metadata.TargetFiles{}
 	}
@@ -420,7 +420,7 @@ func (r *Repository) NextRoot(expires time.Time) (*metadata.Metadata[metadata.Ro
 	}
 	cur.Signatures = []metadata.Signature{}
 	cur.Signed.Version++
-	cur.Signed.Expires = expires.UTC().Truncate(time.Second)
+	cur.Signed.Expires = SpecDate(expires)
 	return cur, nil
 }
 

@@ -317,9 +317,13 @@ func Canonical[T metadata.Roles](m *metadata.Metadata[T]) ([]byte, error) {
 }
 
 // ParseStrict parses metadata of type T, refusing non-strict JSON, the wrong
-// _type and unsupported spec versions.
+// _type, unsupported spec versions and dates outside the specification's
+// format (see checkSpecDates).
 func ParseStrict[T metadata.Roles](data []byte) (*metadata.Metadata[T], error) {
 	if err := checkStrictJSON(data, MaxMetadataBytes); err != nil {
+		return nil, err
+	}
+	if err := checkSpecDates(data); err != nil {
 		return nil, err
 	}
 	var m metadata.Metadata[T]
