@@ -7,11 +7,13 @@ package interop
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -127,11 +129,8 @@ func TestClientsRejectUnderSignedRelease(t *testing.T) {
 	}
 	for _, c := range clients {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := c.fetch(t, dir, url, root); err == nil {
-				t.Fatalf("%s accepted a release with 1 signature under a 2-of-3 threshold", c.name)
-			} else {
-				t.Logf("%s refused: %v", c.name, err)
-			}
+			_, err := c.fetch(t, dir, url, root)
+			mustRefuse(t, c.name, err, `signed by 1/2 keys|not enough signatures, got 1, want 2|1 valid signature\(s\) from distinct keys, threshold is 2`)
 		})
 	}
 }
@@ -150,9 +149,8 @@ func TestClientsRejectDuplicatedSignature(t *testing.T) {
 	os.WriteFile(p, b, 0o644)
 	for _, c := range clients {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := c.fetch(t, dir, url, root); err == nil {
-				t.Fatalf("%s accepted one signature listed twice as meeting a threshold of 2", c.name)
-			}
+			_, err := c.fetch(t, dir, url, root)
+			mustRefuse(t, c.name, err, `(?i)multiple signatures found for key|signed by 1/2 keys|key [0-9a-f]+ already counted`)
 		})
 	}
 }
@@ -172,9 +170,29 @@ func TestClientsRejectAlteredTarget(t *testing.T) {
 	}
 	for _, c := range clients {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := c.fetch(t, dir, url, root); err == nil {
-				t.Fatalf("%s accepted altered target bytes", c.name)
-			}
+			_, err := c.fetch(t, dir, url, root)
+			mustRefuse(t, c.name, err, `(?i)hash|length`)
 		})
 	}
+}
+
+// mustRefuse passes only if the client ran and refused for the expected
+// reason: an external client must have exited with status 1 (its "refused"
+// status, not a crash or a usage error) and its message must match reason.
+func mustRefuse(t *testing.T, name string, err error, reason string) {
+	t.Helper()
+	if err == nil {
+		t.Fatalf("%s accepted the repository", name)
+	}
+	var ce *clientError
+	if errors.As(err, &ce) {
+		var ee *exec.ExitError
+		if !errors.As(ce.err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("%s did not run to a refusal (want exit status 1): %v", name, err)
+		}
+	}
+	if !regexp.MustCompile(reason).MatchString(err.Error()) {
+		t.Fatalf("%s refused for another reason than /%s/: %v", name, reason, err)
+	}
+	t.Logf("%s refused: %v", name, err)
 }

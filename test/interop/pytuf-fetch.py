@@ -33,7 +33,10 @@ def main():
         path = up.download_target(info, os.path.join(tdir, "out"))
         shutil.copyfile(path, out)
     except Exception as e:  # report every refusal as one line, exit 1
-        print("python-tuf: %s: %s" % (type(e).__name__, e), file=sys.stderr)
+        msg = "%s: %s" % (type(e).__name__, e)
+        if e.__cause__ is not None:
+            msg += ": %s: %s" % (type(e.__cause__).__name__, e.__cause__)
+        print("python-tuf: " + msg, file=sys.stderr)
         return 1
     finally:
         shutil.rmtree(work, ignore_errors=True)
