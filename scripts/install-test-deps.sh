@@ -26,6 +26,15 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Node and npm for the interop peers. Debian bookworm ships Node 18 with
+# npm 9, which runs tuf-js; a newer npm (>= 11) would need Node >= 20.17.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+fi
+
 # Node peers used by the interoperability tests (tuf-js, @ngraveio/bc-ur).
 if [[ -f test/interop/package.json ]]; then
   (cd test/interop && npm ci --no-audit --no-fund --loglevel=error)
