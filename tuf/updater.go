@@ -10,7 +10,9 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -557,4 +559,38 @@ func checkMetaFile(role string, mf *metadata.MetaFiles, b []byte) error {
 		}
 	}
 	return nil
+}
+
+// TargetFileName is the file a target is stored under in a target
+// directory: its path escaped into one name (url.PathEscape), or its
+// SHA-256 when that would be too long.
+func TargetFileName(target string) string {
+	n := url.PathEscape(target)
+	if len(n) > MaxRoleNameBytes {
+		s := sha256.Sum256([]byte(target))
+		return "sha256-" + hex.EncodeToString(s[:])
+	}
+	return n
+}
+
+// DownloadTarget stores a verified target in dir and returns its path. A
+// file already there with the signed length and hashes is kept without
+// downloading again.
+func (u *Updater) DownloadTarget(ctx context.Context, info *TargetInfo, dir string) (string, error) {
+	p := filepath.Join(dir, TargetFileName(info.Path))
+	if f, err := os.Open(p); err == nil {
+		old, rerr := readCapped(f, info.Path, info.Length)
+		f.Close()
+		if rerr == nil && info.Check(old) == nil {
+			return p, nil
+		}
+	}
+	data, err := u.FetchTarget(ctx, info)
+	if err != nil {
+		return "", err
+	}
+	if err := writeAtomic(dir, TargetFileName(info.Path), data); err != nil {
+		return "", err
+	}
+	return p, nil
 }
