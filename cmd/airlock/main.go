@@ -30,6 +30,7 @@ commands:
   sign       sign a bundle's request with development keys
   combine    merge signature responses into the repository
   verify     check a repository as a strict TUF client
+  client     TUF client with durable trusted state (init, refresh, download)
   key        list, enrol and verify hardware keys (YubiKey, TPM); development keys
   qr         show a file as animated QR codes, or scan them back (air-gap transfer)
   demo       run a whole release end to end on embedded defaults
@@ -60,6 +61,7 @@ var commands = map[string]command{
 	"bundle":   cmdBundle,
 	"sign":     cmdSign,
 	"combine":  cmdCombine,
+	"client":   cmdClient,
 	"verify":   cmdVerify,
 	"key":      cmdKey,
 	"demo":     cmdDemo,
