@@ -504,3 +504,40 @@ func BenchmarkRawPivGo(b *testing.B) {
 		}
 	}
 }
+
+// TestEnrollResumesInterruptedManagementKeyChange puts the card in the state
+// a card pulled out between storing the new management key and switching to
+// it is left in: the PIN-protected object names a fresh key while the card
+// still has the factory key. Enrolment must finish the switch and succeed.
+func TestEnrollResumesInterruptedManagementKeyChange(t *testing.T) {
+	env := pivtest.Start(t)
+	card := newCard(t, pivemu.Config{Serial: 1011})
+	env.Insert(t, card, 0)
+	cards, err := piv.List(context.Background())
+	if err != nil || len(cards) != 1 {
+		t.Fatalf("listing cards: %v %v", cards, err)
+	}
+	yk, err := pivgo.Open(cards[0].Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := make([]byte, 24)
+	if _, err := rand.Read(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if err := yk.SetMetadata(pivgo.DefaultManagementKey, &pivgo.Metadata{ManagementKey: &fresh}); err != nil {
+		t.Fatal(err)
+	}
+	yk.Close()
+	if !bytes.Equal(card.ManagementKey(), pivemu.DefaultManagementKey) {
+		t.Fatal("setup: the card left the factory management key")
+	}
+	e, err := piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...)})
+	if err != nil {
+		t.Fatalf("enrolment after an interrupted key change: %v", err)
+	}
+	e.Signer.(hsm.Closer).Close()
+	if !bytes.Equal(card.ManagementKey(), fresh) {
+		t.Fatalf("the card's management key is not the stored one after enrolment")
+	}
+}

@@ -562,6 +562,9 @@ func managementKey(yk *pivgo.YubiKey, pin string, given []byte) ([]byte, error) 
 	default:
 		cur = bytes.Clone(pivgo.DefaultManagementKey)
 	}
+	if md.ManagementKey != nil && !bytes.Equal(cur, pivgo.DefaultManagementKey) {
+		return resumeManagementKey(yk, cur)
+	}
 	if !bytes.Equal(cur, pivgo.DefaultManagementKey) {
 		return cur, nil
 	}
@@ -579,6 +582,31 @@ func managementKey(yk *pivgo.YubiKey, pin string, given []byte) ([]byte, error) 
 		return nil, fmt.Errorf("replacing the default management key: %w", classify(err))
 	}
 	return bytes.Clone(fresh), nil
+}
+
+// resumeManagementKey checks that the key stored PIN-protected on the card
+// opens it. Enrolment replaces the factory key in two steps — store the new
+// key (PUT DATA 5FC109), then switch the card to it (SET MANAGEMENT KEY) —
+// and a card pulled out between the two keeps the factory key while the
+// stored object names the new one. Both steps are recoverable: the stored
+// key is tried first, and when the card answers 6982 the factory key is
+// tried and, if it opens the card, the interrupted switch is finished.
+func resumeManagementKey(yk *pivgo.YubiKey, stored []byte) ([]byte, error) {
+	// Setting a key to itself authenticates with it and changes nothing.
+	err := yk.SetManagementKey(stored, stored)
+	if err == nil {
+		return stored, nil
+	}
+	if status(err) != 0x6982 {
+		return nil, fmt.Errorf("checking the stored management key: %w", classify(err))
+	}
+	if err := yk.SetManagementKey(pivgo.DefaultManagementKey, stored); err != nil {
+		if status(err) == 0x6982 {
+			return nil, errors.New("the management key stored on the card does not open it and it is not the factory default; give the card's management key with --management-key")
+		}
+		return nil, fmt.Errorf("finishing an interrupted management key change: %w", classify(err))
+	}
+	return stored, nil
 }
 
 // touchSigner raises the touch prompt around each card signature.
