@@ -439,11 +439,6 @@ func enrollYubiKey(ctx context.Context, serial uint32, slot, holder string, over
 		if !overwrite {
 			return nil, fmt.Errorf("%s; enrolling destroys it: pass --really-overwrite-slot to replace it", desc)
 		}
-		if _, auto := p.(*filePrompter); !auto {
-			if err := confirmTyped(stderr, fmt.Sprintf("%s. Type the serial number %d to destroy it: ", desc, serial), strconv.FormatUint(uint64(serial), 10)); err != nil {
-				return nil, err
-			}
-		}
 	case errors.Is(err, hsm.ErrNotFound):
 		// An empty slot, or no such card: Enroll says which.
 	default:
@@ -452,6 +447,12 @@ func enrollYubiKey(ctx context.Context, serial uint32, slot, holder string, over
 	fmt.Fprintf(stderr, "airlock key enroll: enter the PIN of yubikey %d, then touch the key when it blinks\n", serial)
 	e, err := piv.Enroll(ctx, serial, piv.EnrollOptions{
 		Holder: holder, Slot: uri.Slot, Prompter: p, ReallyOverwriteExistingKey: overwrite,
+		ConfirmOverwrite: func(desc string) error {
+			if _, auto := p.(*filePrompter); auto {
+				return nil
+			}
+			return confirmTyped(stderr, fmt.Sprintf("%s. Type the serial number %d to destroy it: ", desc, serial), strconv.FormatUint(uint64(serial), 10))
+		},
 	})
 	if err != nil {
 		return nil, err

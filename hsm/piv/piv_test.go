@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -253,11 +254,20 @@ func TestEnrollSignAttest(t *testing.T) {
 func TestEnrollRefusesToOverwrite(t *testing.T) {
 	_, card, first := enrolled(t, pivemu.Config{Serial: 1002})
 	_, err := piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...)})
-	if err == nil || !strings.Contains(err.Error(), "ReallyOverwriteExistingKey") {
-		t.Fatalf("second Enroll: err = %v, want a refusal naming ReallyOverwriteExistingKey", err)
+	if err == nil || !strings.Contains(err.Error(), "--really-overwrite-slot") {
+		t.Fatalf("second Enroll: err = %v, want a refusal naming --really-overwrite-slot", err)
+	}
+	_, err = piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...), ReallyOverwriteExistingKey: true})
+	if !errors.Is(err, hsm.ErrCancelled) || !strings.Contains(err.Error(), "typed confirmation") {
+		t.Fatalf("overwrite without a confirmation: err = %v, want a refusal asking for a typed confirmation", err)
 	}
 	mk := card.ManagementKey()
-	second, err := piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...), ReallyOverwriteExistingKey: true})
+	var asked []string
+	confirm := func(desc string) error { asked = append(asked, desc); return nil }
+	second, err := piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...), ReallyOverwriteExistingKey: true, ConfirmOverwrite: confirm})
+	if len(asked) != 1 || !strings.Contains(asked[0], "slot 9c of yubikey 1002 already holds a key") {
+		t.Errorf("confirmation asked %q, want one naming slot 9c of yubikey 1002", asked)
+	}
 	if err != nil {
 		t.Fatalf("Enroll with ReallyOverwriteExistingKey: %v", err)
 	}
@@ -539,5 +549,30 @@ func TestEnrollResumesInterruptedManagementKeyChange(t *testing.T) {
 	e.Signer.(hsm.Closer).Close()
 	if !bytes.Equal(card.ManagementKey(), fresh) {
 		t.Fatalf("the card's management key is not the stored one after enrolment")
+	}
+}
+
+// TestEnrollOverwriteOfImportedKeyAsksConfirmation: a key imported by another
+// tool cannot be attested, yet destroying it must be confirmed like any other.
+func TestEnrollOverwriteOfImportedKeyAsksConfirmation(t *testing.T) {
+	env := pivtest.Start(t)
+	card := newCard(t, pivemu.Config{Serial: 1012})
+	imported, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card.ImportKeyInsecure(0x9c, imported)
+	env.Insert(t, card, 0)
+	refuse := errors.New("holder typed another serial")
+	var asked []string
+	_, err = piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{
+		Prompter: newRecorder(pins(testPIN)...), ReallyOverwriteExistingKey: true,
+		ConfirmOverwrite: func(desc string) error { asked = append(asked, desc); return refuse },
+	})
+	if !errors.Is(err, refuse) || len(asked) != 1 {
+		t.Fatalf("overwrite of an imported key: err = %v, asked %q; want the typed confirmation asked once and its refusal returned", err, asked)
+	}
+	if card.Signatures() != 0 || !card.HasKey(0x9c) {
+		t.Fatal("the imported key was touched although the confirmation was refused")
 	}
 }

@@ -457,8 +457,17 @@ func enroll(ctx context.Context, yk *pivgo.YubiKey, uri hsm.URI, opts EnrollOpti
 	if err != nil {
 		return nil, err
 	}
-	if occupied && !opts.ReallyOverwriteExistingKey {
-		return nil, fmt.Errorf("slot %s already holds a key; enrolling destroys it, so set ReallyOverwriteExistingKey to replace it", uri.Slot)
+	if occupied {
+		desc := fmt.Sprintf("slot %s of yubikey %d already holds a key", uri.Slot, uri.Serial)
+		if !opts.ReallyOverwriteExistingKey {
+			return nil, fmt.Errorf("%s; enrolling destroys it: pass --really-overwrite-slot to replace it", desc)
+		}
+		if opts.ConfirmOverwrite == nil {
+			return nil, fmt.Errorf("%s; destroying it needs a typed confirmation of the serial and none can be asked: %w", desc, hsm.ErrCancelled)
+		}
+		if err := opts.ConfirmOverwrite(desc); err != nil {
+			return nil, err
+		}
 	}
 
 	retries, err := yk.Retries()
