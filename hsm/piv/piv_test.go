@@ -576,3 +576,39 @@ func TestEnrollOverwriteOfImportedKeyAsksConfirmation(t *testing.T) {
 		t.Fatal("the imported key was touched although the confirmation was refused")
 	}
 }
+
+// TestEnrollCardProvisionedElsewhere: a card whose management key another
+// tool set, without storing it, is refused with a message saying so and
+// naming --management-key; given that key, enrolment succeeds.
+func TestEnrollCardProvisionedElsewhere(t *testing.T) {
+	env := pivtest.Start(t)
+	card := newCard(t, pivemu.Config{Serial: 1013})
+	env.Insert(t, card, 0)
+	cards, err := piv.List(context.Background())
+	if err != nil || len(cards) != 1 {
+		t.Fatalf("listing cards: %v %v", cards, err)
+	}
+	yk, err := pivgo.Open(cards[0].Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom := bytes.Repeat([]byte{0x5a}, 24)
+	if err := yk.SetManagementKey(pivgo.DefaultManagementKey, custom); err != nil {
+		t.Fatal(err)
+	}
+	yk.Close()
+	_, err = piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...)})
+	if err == nil || !strings.Contains(err.Error(), "neither the factory default nor the one stored") || !strings.Contains(err.Error(), "--management-key") {
+		t.Fatalf("enrolment without the key: err = %v, want a refusal saying the management key is foreign and naming --management-key", err)
+	}
+	wrong := bytes.Repeat([]byte{0x11}, 24)
+	_, err = piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...), ManagementKey: wrong})
+	if err == nil || !strings.Contains(err.Error(), "given with --management-key does not open the card") {
+		t.Fatalf("enrolment with a wrong key: err = %v, want a refusal of the given key", err)
+	}
+	e, err := piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...), ManagementKey: custom})
+	if err != nil {
+		t.Fatalf("enrolment with the right key: %v", err)
+	}
+	e.Signer.(hsm.Closer).Close()
+}

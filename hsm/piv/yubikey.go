@@ -575,6 +575,13 @@ func managementKey(yk *pivgo.YubiKey, pin string, given []byte) ([]byte, error) 
 		return resumeManagementKey(yk, cur)
 	}
 	if !bytes.Equal(cur, pivgo.DefaultManagementKey) {
+		// A key given by the holder: check it before anything is written.
+		if err := yk.SetManagementKey(cur, cur); err != nil {
+			if status(err) == 0x6982 {
+				return nil, errors.New("the management key given with --management-key does not open the card")
+			}
+			return nil, fmt.Errorf("checking the given management key: %w", classify(err))
+		}
 		return cur, nil
 	}
 	fresh := make([]byte, mgmtKeyLen)
@@ -585,6 +592,9 @@ func managementKey(yk *pivgo.YubiKey, pin string, given []byte) ([]byte, error) 
 	// with the default key, and the next enrolment replaces it again.
 	md.ManagementKey = &fresh
 	if err := yk.SetMetadata(cur, md); err != nil {
+		if status(err) == 0x6982 {
+			return nil, errors.New(errForeignManagementKey)
+		}
 		return nil, fmt.Errorf("storing the new management key on the card: %w", classify(err))
 	}
 	if err := yk.SetManagementKey(cur, fresh); err != nil {
@@ -592,6 +602,8 @@ func managementKey(yk *pivgo.YubiKey, pin string, given []byte) ([]byte, error) 
 	}
 	return bytes.Clone(fresh), nil
 }
+
+const errForeignManagementKey = "the card's management key is neither the factory default nor the one stored on the card (another tool set it): give it with --management-key"
 
 // resumeManagementKey checks that the key stored PIN-protected on the card
 // opens it. Enrolment replaces the factory key in two steps — store the new
@@ -611,7 +623,7 @@ func resumeManagementKey(yk *pivgo.YubiKey, stored []byte) ([]byte, error) {
 	}
 	if err := yk.SetManagementKey(pivgo.DefaultManagementKey, stored); err != nil {
 		if status(err) == 0x6982 {
-			return nil, errors.New("the management key stored on the card does not open it and it is not the factory default; give the card's management key with --management-key")
+			return nil, errors.New(errForeignManagementKey)
 		}
 		return nil, fmt.Errorf("finishing an interrupted management key change: %w", classify(err))
 	}
