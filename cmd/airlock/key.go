@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -32,7 +33,7 @@ const keyUsage = `usage: airlock key generate --dev --holder NAME [--alg ecdsa-p
        airlock key public --key URI
        airlock key list [--tpm DEVICE] [--json]
        airlock key enroll --kind yubikey [--holder NAME] [--serial N] [--slot 9c]
-           [--really-overwrite-slot] [--out KEY.json]
+           [--really-overwrite-slot] [--management-key HEX|@FILE] [--out KEY.json]
        airlock key enroll --kind tpm [--holder NAME] [--tpm-device DEVICE]
            [--handle 0x81000010] [--pcrs 0,7] [--out KEY.json]
        airlock key verify-attestation KEY.json [--yubico-roots PEM] [--tpm-ak AK.pem]
@@ -323,6 +324,7 @@ func keyEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	serial := fs.Uint("serial", 0, "yubikey: serial of the card (needed when several are present)")
 	slot := fs.String("slot", "9c", "yubikey: piv slot")
 	overwrite := fs.Bool("really-overwrite-slot", false, "yubikey: destroy the key already in the slot and make a new one")
+	mgmtFlag := fs.String("management-key", "", "yubikey: the card's management key when another tool set it: 48 hex digits, or @FILE holding them")
 	tpmDev := fs.String("tpm-device", "", "tpm: device (/dev/tpmrm0, tcp:HOST:PORT or unix:/PATH for swtpm) (default /dev/tpmrm0)")
 	handle := fs.String("handle", fmt.Sprintf("0x%08x", defaultTPMHandle), "tpm: persistent handle for the key")
 	pcrs := fs.String("pcrs", "", "tpm: bind the key to these PCRs' current values, e.g. 0,7")
@@ -346,9 +348,14 @@ func keyEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if *serial > 0xffffffff {
 			return cli.Usagef("--serial %d is not a yubikey serial", *serial)
 		}
-		s, err = enrollYubiKey(ctx, uint32(*serial), *slot, *holder, *overwrite, *pinFile, stderr)
+		mgmt, merr := parseManagementKey(*mgmtFlag)
+		if merr != nil {
+			return merr
+		}
+		s, err = enrollYubiKey(ctx, uint32(*serial), *slot, *holder, *overwrite, *pinFile, mgmt, stderr)
+		clear(mgmt)
 	case "tpm":
-		for _, n := range []string{"serial", "slot", "really-overwrite-slot"} {
+		for _, n := range []string{"serial", "slot", "really-overwrite-slot", "management-key"} {
 			if set[n] {
 				return cli.Usagef("--%s is for --kind yubikey", n)
 			}
@@ -399,7 +406,39 @@ func keyEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	return nil
 }
 
-func enrollYubiKey(ctx context.Context, serial uint32, slot, holder string, overwrite bool, pinFile string, stderr io.Writer) (hsm.Signer, error) {
+// maxManagementKeyFile caps a --management-key @FILE.
+const maxManagementKeyFile = 1024
+
+// parseManagementKey reads --management-key: hex digits, or @FILE holding
+// them. An empty flag gives nil (the key stored on the card, or the default).
+func parseManagementKey(v string) ([]byte, error) {
+	if v == "" {
+		return nil, nil
+	}
+	src := "--management-key"
+	if name, ok := strings.CutPrefix(v, "@"); ok {
+		f, err := os.Open(name)
+		if err != nil {
+			return nil, fmt.Errorf("--management-key: %w", err)
+		}
+		b, err := io.ReadAll(io.LimitReader(f, maxManagementKeyFile+1))
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("--management-key: reading %s: %w", name, err)
+		}
+		if len(b) > maxManagementKeyFile {
+			return nil, cli.Usagef("--management-key: %s is over %d bytes; it should hold only the key in hex", name, maxManagementKeyFile)
+		}
+		v, src = strings.TrimSpace(string(b)), "--management-key file "+name
+	}
+	k, err := hex.DecodeString(v)
+	if err != nil || (len(k) != 16 && len(k) != 24 && len(k) != 32) {
+		return nil, cli.Usagef("%s: want 32, 48 or 64 hex digits (an AES-128, 3DES/AES-192 or AES-256 key)", src)
+	}
+	return k, nil
+}
+
+func enrollYubiKey(ctx context.Context, serial uint32, slot, holder string, overwrite bool, pinFile string, mgmt []byte, stderr io.Writer) (hsm.Signer, error) {
 	if serial == 0 {
 		cards, err := piv.List(ctx)
 		if err != nil {
@@ -439,11 +478,6 @@ func enrollYubiKey(ctx context.Context, serial uint32, slot, holder string, over
 		if !overwrite {
 			return nil, fmt.Errorf("%s; enrolling destroys it: pass --really-overwrite-slot to replace it", desc)
 		}
-		if _, auto := p.(*filePrompter); !auto {
-			if err := confirmTyped(stderr, fmt.Sprintf("%s. Type the serial number %d to destroy it: ", desc, serial), strconv.FormatUint(uint64(serial), 10)); err != nil {
-				return nil, err
-			}
-		}
 	case errors.Is(err, hsm.ErrNotFound):
 		// An empty slot, or no such card: Enroll says which.
 	default:
@@ -451,7 +485,13 @@ func enrollYubiKey(ctx context.Context, serial uint32, slot, holder string, over
 	}
 	fmt.Fprintf(stderr, "airlock key enroll: enter the PIN of yubikey %d, then touch the key when it blinks\n", serial)
 	e, err := piv.Enroll(ctx, serial, piv.EnrollOptions{
-		Holder: holder, Slot: uri.Slot, Prompter: p, ReallyOverwriteExistingKey: overwrite,
+		Holder: holder, Slot: uri.Slot, Prompter: p, ReallyOverwriteExistingKey: overwrite, ManagementKey: mgmt,
+		ConfirmOverwrite: func(desc string) error {
+			if _, auto := p.(*filePrompter); auto {
+				return nil
+			}
+			return confirmTyped(stderr, fmt.Sprintf("%s. Type the serial number %d to destroy it: ", desc, serial), strconv.FormatUint(uint64(serial), 10))
+		},
 	})
 	if err != nil {
 		return nil, err

@@ -61,6 +61,11 @@ type EnrollOptions struct {
 	// the slot. The old key is destroyed; signatures it made stay valid but
 	// nothing can sign with it again.
 	ReallyOverwriteExistingKey bool
+	// ConfirmOverwrite is called before a key already in the slot is
+	// destroyed, whatever that key is (generated on the card, imported, or
+	// of another algorithm), with a description of the slot; enrolment goes
+	// on only if it returns nil. Overwriting without it is refused.
+	ConfirmOverwrite func(desc string) error
 }
 
 // Enrollment is a freshly generated key.

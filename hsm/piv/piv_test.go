@@ -10,6 +10,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
@@ -253,11 +254,20 @@ func TestEnrollSignAttest(t *testing.T) {
 func TestEnrollRefusesToOverwrite(t *testing.T) {
 	_, card, first := enrolled(t, pivemu.Config{Serial: 1002})
 	_, err := piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...)})
-	if err == nil || !strings.Contains(err.Error(), "ReallyOverwriteExistingKey") {
-		t.Fatalf("second Enroll: err = %v, want a refusal naming ReallyOverwriteExistingKey", err)
+	if err == nil || !strings.Contains(err.Error(), "--really-overwrite-slot") {
+		t.Fatalf("second Enroll: err = %v, want a refusal naming --really-overwrite-slot", err)
+	}
+	_, err = piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...), ReallyOverwriteExistingKey: true})
+	if !errors.Is(err, hsm.ErrCancelled) || !strings.Contains(err.Error(), "typed confirmation") {
+		t.Fatalf("overwrite without a confirmation: err = %v, want a refusal asking for a typed confirmation", err)
 	}
 	mk := card.ManagementKey()
-	second, err := piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...), ReallyOverwriteExistingKey: true})
+	var asked []string
+	confirm := func(desc string) error { asked = append(asked, desc); return nil }
+	second, err := piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...), ReallyOverwriteExistingKey: true, ConfirmOverwrite: confirm})
+	if len(asked) != 1 || !strings.Contains(asked[0], "slot 9c of yubikey 1002 already holds a key") {
+		t.Errorf("confirmation asked %q, want one naming slot 9c of yubikey 1002", asked)
+	}
 	if err != nil {
 		t.Fatalf("Enroll with ReallyOverwriteExistingKey: %v", err)
 	}
@@ -503,4 +513,102 @@ func BenchmarkRawPivGo(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestEnrollResumesInterruptedManagementKeyChange puts the card in the state
+// a card pulled out between storing the new management key and switching to
+// it is left in: the PIN-protected object names a fresh key while the card
+// still has the factory key. Enrolment must finish the switch and succeed.
+func TestEnrollResumesInterruptedManagementKeyChange(t *testing.T) {
+	env := pivtest.Start(t)
+	card := newCard(t, pivemu.Config{Serial: 1011})
+	env.Insert(t, card, 0)
+	cards, err := piv.List(context.Background())
+	if err != nil || len(cards) != 1 {
+		t.Fatalf("listing cards: %v %v", cards, err)
+	}
+	yk, err := pivgo.Open(cards[0].Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh := make([]byte, 24)
+	if _, err := rand.Read(fresh); err != nil {
+		t.Fatal(err)
+	}
+	if err := yk.SetMetadata(pivgo.DefaultManagementKey, &pivgo.Metadata{ManagementKey: &fresh}); err != nil {
+		t.Fatal(err)
+	}
+	yk.Close()
+	if !bytes.Equal(card.ManagementKey(), pivemu.DefaultManagementKey) {
+		t.Fatal("setup: the card left the factory management key")
+	}
+	e, err := piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...)})
+	if err != nil {
+		t.Fatalf("enrolment after an interrupted key change: %v", err)
+	}
+	e.Signer.(hsm.Closer).Close()
+	if !bytes.Equal(card.ManagementKey(), fresh) {
+		t.Fatalf("the card's management key is not the stored one after enrolment")
+	}
+}
+
+// TestEnrollOverwriteOfImportedKeyAsksConfirmation: a key imported by another
+// tool cannot be attested, yet destroying it must be confirmed like any other.
+func TestEnrollOverwriteOfImportedKeyAsksConfirmation(t *testing.T) {
+	env := pivtest.Start(t)
+	card := newCard(t, pivemu.Config{Serial: 1012})
+	imported, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	card.ImportKeyInsecure(0x9c, imported)
+	env.Insert(t, card, 0)
+	refuse := errors.New("holder typed another serial")
+	var asked []string
+	_, err = piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{
+		Prompter: newRecorder(pins(testPIN)...), ReallyOverwriteExistingKey: true,
+		ConfirmOverwrite: func(desc string) error { asked = append(asked, desc); return refuse },
+	})
+	if !errors.Is(err, refuse) || len(asked) != 1 {
+		t.Fatalf("overwrite of an imported key: err = %v, asked %q; want the typed confirmation asked once and its refusal returned", err, asked)
+	}
+	if card.Signatures() != 0 || !card.HasKey(0x9c) {
+		t.Fatal("the imported key was touched although the confirmation was refused")
+	}
+}
+
+// TestEnrollCardProvisionedElsewhere: a card whose management key another
+// tool set, without storing it, is refused with a message saying so and
+// naming --management-key; given that key, enrolment succeeds.
+func TestEnrollCardProvisionedElsewhere(t *testing.T) {
+	env := pivtest.Start(t)
+	card := newCard(t, pivemu.Config{Serial: 1013})
+	env.Insert(t, card, 0)
+	cards, err := piv.List(context.Background())
+	if err != nil || len(cards) != 1 {
+		t.Fatalf("listing cards: %v %v", cards, err)
+	}
+	yk, err := pivgo.Open(cards[0].Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	custom := bytes.Repeat([]byte{0x5a}, 24)
+	if err := yk.SetManagementKey(pivgo.DefaultManagementKey, custom); err != nil {
+		t.Fatal(err)
+	}
+	yk.Close()
+	_, err = piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...)})
+	if err == nil || !strings.Contains(err.Error(), "neither the factory default nor the one stored") || !strings.Contains(err.Error(), "--management-key") {
+		t.Fatalf("enrolment without the key: err = %v, want a refusal saying the management key is foreign and naming --management-key", err)
+	}
+	wrong := bytes.Repeat([]byte{0x11}, 24)
+	_, err = piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...), ManagementKey: wrong})
+	if err == nil || !strings.Contains(err.Error(), "given with --management-key does not open the card") {
+		t.Fatalf("enrolment with a wrong key: err = %v, want a refusal of the given key", err)
+	}
+	e, err := piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{Prompter: newRecorder(pins(testPIN)...), ManagementKey: custom})
+	if err != nil {
+		t.Fatalf("enrolment with the right key: %v", err)
+	}
+	e.Signer.(hsm.Closer).Close()
 }

@@ -457,8 +457,17 @@ func enroll(ctx context.Context, yk *pivgo.YubiKey, uri hsm.URI, opts EnrollOpti
 	if err != nil {
 		return nil, err
 	}
-	if occupied && !opts.ReallyOverwriteExistingKey {
-		return nil, fmt.Errorf("slot %s already holds a key; enrolling destroys it, so set ReallyOverwriteExistingKey to replace it", uri.Slot)
+	if occupied {
+		desc := fmt.Sprintf("slot %s of yubikey %d already holds a key", uri.Slot, uri.Serial)
+		if !opts.ReallyOverwriteExistingKey {
+			return nil, fmt.Errorf("%s; enrolling destroys it: pass --really-overwrite-slot to replace it", desc)
+		}
+		if opts.ConfirmOverwrite == nil {
+			return nil, fmt.Errorf("%s; destroying it needs a typed confirmation of the serial and none can be asked: %w", desc, hsm.ErrCancelled)
+		}
+		if err := opts.ConfirmOverwrite(desc); err != nil {
+			return nil, err
+		}
 	}
 
 	retries, err := yk.Retries()
@@ -562,7 +571,17 @@ func managementKey(yk *pivgo.YubiKey, pin string, given []byte) ([]byte, error) 
 	default:
 		cur = bytes.Clone(pivgo.DefaultManagementKey)
 	}
+	if md.ManagementKey != nil && !bytes.Equal(cur, pivgo.DefaultManagementKey) {
+		return resumeManagementKey(yk, cur)
+	}
 	if !bytes.Equal(cur, pivgo.DefaultManagementKey) {
+		// A key given by the holder: check it before anything is written.
+		if err := yk.SetManagementKey(cur, cur); err != nil {
+			if status(err) == 0x6982 {
+				return nil, errors.New("the management key given with --management-key does not open the card")
+			}
+			return nil, fmt.Errorf("checking the given management key: %w", classify(err))
+		}
 		return cur, nil
 	}
 	fresh := make([]byte, mgmtKeyLen)
@@ -573,12 +592,42 @@ func managementKey(yk *pivgo.YubiKey, pin string, given []byte) ([]byte, error) 
 	// with the default key, and the next enrolment replaces it again.
 	md.ManagementKey = &fresh
 	if err := yk.SetMetadata(cur, md); err != nil {
+		if status(err) == 0x6982 {
+			return nil, errors.New(errForeignManagementKey)
+		}
 		return nil, fmt.Errorf("storing the new management key on the card: %w", classify(err))
 	}
 	if err := yk.SetManagementKey(cur, fresh); err != nil {
 		return nil, fmt.Errorf("replacing the default management key: %w", classify(err))
 	}
 	return bytes.Clone(fresh), nil
+}
+
+const errForeignManagementKey = "the card's management key is neither the factory default nor the one stored on the card (another tool set it): give it with --management-key"
+
+// resumeManagementKey checks that the key stored PIN-protected on the card
+// opens it. Enrolment replaces the factory key in two steps — store the new
+// key (PUT DATA 5FC109), then switch the card to it (SET MANAGEMENT KEY) —
+// and a card pulled out between the two keeps the factory key while the
+// stored object names the new one. Both steps are recoverable: the stored
+// key is tried first, and when the card answers 6982 the factory key is
+// tried and, if it opens the card, the interrupted switch is finished.
+func resumeManagementKey(yk *pivgo.YubiKey, stored []byte) ([]byte, error) {
+	// Setting a key to itself authenticates with it and changes nothing.
+	err := yk.SetManagementKey(stored, stored)
+	if err == nil {
+		return stored, nil
+	}
+	if status(err) != 0x6982 {
+		return nil, fmt.Errorf("checking the stored management key: %w", classify(err))
+	}
+	if err := yk.SetManagementKey(pivgo.DefaultManagementKey, stored); err != nil {
+		if status(err) == 0x6982 {
+			return nil, errors.New(errForeignManagementKey)
+		}
+		return nil, fmt.Errorf("finishing an interrupted management key change: %w", classify(err))
+	}
+	return stored, nil
 }
 
 // touchSigner raises the touch prompt around each card signature.

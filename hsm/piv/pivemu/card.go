@@ -789,3 +789,12 @@ func pointBytes(pub *ecdsa.PublicKey) []byte {
 	pub.Y.FillBytes(b[33:])
 	return b
 }
+
+// ImportKeyInsecure puts priv into slot as an imported key (PIN policy once,
+// no touch), the way another tool would import one: the card cannot attest
+// it. Test-only, like the whole package.
+func (c *Card) ImportKeyInsecure(slot byte, priv *ecdsa.PrivateKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.keys[slot] = &slotKey{priv: priv, pin: PINPolicyOnce, touch: TouchPolicyNever}
+}

@@ -8,7 +8,7 @@
 // that run at the same time) and refuses to run beside a pcscd it did not
 // start. Start must not be called again in a test that already holds an Env.
 // Tests need root (pcscd writes /run/pcscd), /usr/sbin/pcscd and the vpcd
-// driver; without them Start skips the test, naming the missing package.
+// driver; without them Start fails the test, naming the missing package.
 package pivtest
 
 import (
@@ -61,11 +61,11 @@ func Start(t testing.TB) *Env {
 	t.Helper()
 	for _, p := range []struct{ path, pkg string }{{pcscdPath, "pcscd"}, {vpcdDriver, "vsmartcard-vpcd"}} {
 		if _, err := os.Stat(p.path); err != nil {
-			t.Skipf("%s missing: install the Debian package %s", p.path, p.pkg)
+			t.Fatalf("%s missing: install the Debian package %s (scripts/install-test-deps.sh)", p.path, p.pkg)
 		}
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("pcscd tests need root: pcscd serves /run/pcscd/pcscd.comm")
+		t.Fatal("pcscd tests need root: pcscd serves /run/pcscd/pcscd.comm")
 	}
 	lock := takeLock(t)
 	t.Cleanup(func() { lock.Close() })
