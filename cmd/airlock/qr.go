@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"airlock.dev/airlock/internal/cli"
+	"airlock.dev/airlock/internal/safetext"
 	"airlock.dev/airlock/transfer/qr"
 	"airlock.dev/airlock/transfer/ur"
 )
@@ -269,7 +270,7 @@ func qrScan(ctx context.Context, args []string, stderr io.Writer) error {
 		src, what = ls, "lines from "+name
 	}
 
-	fmt.Fprintf(stderr, "airlock qr scan: reading %s\n", what)
+	fmt.Fprintf(stderr, "airlock qr scan: reading %s\n", safetext.String(what))
 	dec := ur.NewDecoder(ur.Limits{MaxMessageLen: *maxBytes})
 	lastPct := -1
 	msg, err := qr.Receive(ctx, src, dec, func(p ur.Progress, ferr error) {
@@ -286,7 +287,7 @@ func qrScan(ctx context.Context, args []string, stderr io.Writer) error {
 			line += fmt.Sprintf(" · %d/%d fragments", p.Known, p.Fragments)
 		}
 		if ferr != nil {
-			line += " · frame refused: " + oneLine(ferr.Error())
+			line += " · frame refused: " + safetext.String(oneLine(ferr.Error()))
 		}
 		fmt.Fprintln(stderr, line)
 	})

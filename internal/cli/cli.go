@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"airlock.dev/airlock/hsm"
+	"airlock.dev/airlock/internal/safetext"
 )
 
 // UsageError is a mistake in how a command was called: exit status 2.
@@ -36,7 +37,9 @@ func Exit(name string, stderr io.Writer, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
+	// Errors quote file names, URLs and frame text from outside: show
+	// them with the escaping every screen uses.
+	msg := safetext.String(strings.ReplaceAll(err.Error(), "\n", " "))
 	var ue *UsageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "%s: usage error: %s (see %s -h)\n", name, msg, name)
