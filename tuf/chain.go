@@ -10,15 +10,51 @@ import (
 )
 
 // Delegation verifies the request's chain of trust and returns who may sign
-// its role, and the newest root the chain leads to. The chain starts from
-// pinned (the appliance's pinned root) or, when pinned is nil, from the
+// its role, and the newest root the chain leads to. See DelegationChain.
+func (req *Request) Delegation(pinned []byte, now time.Time) (*Delegation, *metadata.Metadata[metadata.RootType], error) {
+	c, err := req.DelegationChain(pinned, now)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c.Delegation, c.Root, nil
+}
+
+// VerifiedChain is what verifying a request's chain of trust establishes.
+type VerifiedChain struct {
+	// Delegation is who may sign the request's role.
+	Delegation *Delegation
+	// Root is the newest root the chain leads to.
+	Root *metadata.Metadata[metadata.RootType]
+	// Delegators are the verified targets metadata from "targets" down to
+	// the request's delegator, with their role names (empty when the
+	// delegator is root).
+	Delegators []NamedTargets
+}
+
+// NamedTargets is verified targets metadata and the role it is.
+type NamedTargets struct {
+	Name     string
+	Metadata *metadata.Metadata[metadata.TargetsType]
+}
+
+// Parent is the delegator's verified metadata, nil when root delegates the
+// role.
+func (c *VerifiedChain) Parent() *metadata.Metadata[metadata.TargetsType] {
+	if len(c.Delegators) == 0 {
+		return nil
+	}
+	return c.Delegators[len(c.Delegators)-1].Metadata
+}
+
+// DelegationChain verifies the request's chain of trust. The chain starts
+// from pinned (the appliance's pinned root) or, when pinned is nil, from the
 // chain's own first root: trust on first use, for development signing only.
 // Each root step needs a threshold of the old and the new root keys; each
 // delegator must verify under its own delegator at now.
-func (req *Request) Delegation(pinned []byte, now time.Time) (*Delegation, *metadata.Metadata[metadata.RootType], error) {
+func (req *Request) DelegationChain(pinned []byte, now time.Time) (*VerifiedChain, error) {
 	chain := req.Chain.Root
 	if len(chain) == 0 {
-		return nil, nil, errors.New("request has no root chain")
+		return nil, errors.New("request has no root chain")
 	}
 	var trusted *metadata.Metadata[metadata.RootType]
 	var err error
@@ -28,16 +64,16 @@ func (req *Request) Delegation(pinned []byte, now time.Time) (*Delegation, *meta
 		trusted, err = ParseStrict[metadata.RootType](chain[0])
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("trusted root: %w", err)
+		return nil, fmt.Errorf("trusted root: %w", err)
 	}
 	if err := VerifyTrustedRoot(trusted); err != nil {
-		return nil, nil, fmt.Errorf("trusted root: %w", err)
+		return nil, fmt.Errorf("trusted root: %w", err)
 	}
 	var next [][]byte
 	for _, raw := range chain {
 		r, err := ParseStrict[metadata.RootType](raw)
 		if err != nil {
-			return nil, nil, fmt.Errorf("chain root: %w", err)
+			return nil, fmt.Errorf("chain root: %w", err)
 		}
 		if r.Signed.Version > trusted.Signed.Version {
 			next = append(next, raw)
@@ -45,46 +81,53 @@ func (req *Request) Delegation(pinned []byte, now time.Time) (*Delegation, *meta
 	}
 	root, err := VerifyRootChain(trusted, next, now)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
+	vc := &VerifiedChain{Root: root}
 	if req.Delegator == metadata.ROOT {
-		d, err := DelegationFromRoot(root, req.Role)
-		return d, root, err
+		vc.Delegation, err = DelegationFromRoot(root, req.Role)
+		if err != nil {
+			return nil, err
+		}
+		return vc, nil
 	}
 	if len(req.Chain.Delegators) == 0 {
-		return nil, nil, errors.New("request has no delegator metadata")
+		return nil, errors.New("request has no delegator metadata")
 	}
 	d, err := DelegationFromRoot(root, metadata.TARGETS)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	name := metadata.TARGETS
 	var parent *metadata.Metadata[metadata.TargetsType]
 	for i, raw := range req.Chain.Delegators {
 		m, err := ParseStrict[metadata.TargetsType](raw)
 		if err != nil {
-			return nil, nil, fmt.Errorf("delegator %d: %w", i, err)
+			return nil, fmt.Errorf("delegator %d: %w", i, err)
 		}
 		if _, err := VerifyRole(m, d, RoleCheck{RefTime: now}); err != nil {
-			return nil, nil, fmt.Errorf("delegator %s: %w", name, err)
+			return nil, fmt.Errorf("delegator %s: %w", name, err)
 		}
 		parent = m
+		vc.Delegators = append(vc.Delegators, NamedTargets{Name: name, Metadata: m})
 		if i+1 < len(req.Chain.Delegators) {
 			nextName, err := nextDelegatorName(m, req.Chain.Delegators[i+1])
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			if d, err = DelegationFromTargets(m, name, nextName); err != nil {
-				return nil, nil, err
+				return nil, err
 			}
 			name = nextName
 		}
 	}
 	if name != req.Delegator {
-		return nil, nil, fmt.Errorf("request says %s delegates %s, its chain ends at %s", req.Delegator, req.Role, name)
+		return nil, fmt.Errorf("request says %s delegates %s, its chain ends at %s", req.Delegator, req.Role, name)
 	}
-	d2, err := DelegationFromTargets(parent, name, req.Role)
-	return d2, root, err
+	if vc.Delegation, err = DelegationFromTargets(parent, name, req.Role); err != nil {
+		return nil, err
+	}
+	return vc, nil
 }
 
 // nextDelegatorName finds which delegated role of m the next chain element

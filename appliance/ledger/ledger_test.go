@@ -204,7 +204,7 @@ func TestOpenFailsClosed(t *testing.T) {
 	}
 	// forge re-encodes entries with a valid checksum, as a careful editor would.
 	forge := func(es []Entry) []byte {
-		b, err := encode(es)
+		b, err := encode(&State{Entries: es})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +214,7 @@ func TestOpenFailsClosed(t *testing.T) {
 	forgeWire := func(alter func(*wireEntry)) []byte {
 		w := toWire(Entry{Role: "targets", Version: 4, Payload: payload("a"), Time: t0, Ceremony: "c1"})
 		alter(&w)
-		b, err := encodeWire([]wireEntry{w})
+		b, err := encodeWire(wireBody{Format: Format, Entries: []wireEntry{w}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -229,7 +229,7 @@ func TestOpenFailsClosed(t *testing.T) {
 		"trailing data":       append(append([]byte{}, good...), "{}"...),
 		"extra whitespace":    bytes.Replace(good, []byte(`,"checksum"`), []byte(`, "checksum"`), 1),
 		"unknown field":       bytes.Replace(good, []byte(`{"format"`), []byte(`{"extra":1,"format"`), 1),
-		"other format":        bytes.ReplaceAll(good, []byte(Format), []byte("airlock-ledger/2")),
+		"other format":        bytes.ReplaceAll(good, []byte(Format), []byte("airlock-ledger/9")),
 		"forged rollback":     forge([]Entry{e5, e4}),
 		"forged equivocation": forge([]Entry{e4, {Role: "targets", Version: 4, Payload: payload("x"), Time: t0, Ceremony: "c9"}}),
 		"forged bad version":  forge([]Entry{{Role: "targets", Version: 0, Payload: payload("a"), Time: t0, Ceremony: "c1"}}),
@@ -320,7 +320,7 @@ func FuzzParse(f *testing.F) {
 		{Role: "targets", Version: 4, Payload: payload("a"), Time: t0, Ceremony: "c3"},
 	}
 	for i := 0; i <= len(e); i++ {
-		b, err := encode(e[:i])
+		b, err := encode(&State{Entries: e[:i]})
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -329,7 +329,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"format":"airlock-ledger/1","entries":null,"checksum":""}`))
 	f.Add([]byte(`{}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		es, err := Parse(b)
+		es, err := ParseState(b)
 		if err != nil {
 			if !errors.Is(err, ErrCorrupt) {
 				t.Fatalf("Parse error %v does not wrap ErrCorrupt", err)
