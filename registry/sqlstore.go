@@ -1,0 +1,389 @@
+package registry
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
+	_ "modernc.org/sqlite"             // pure-Go SQLite driver "sqlite"
+)
+
+// dialect holds what differs between the engines.
+type dialect struct {
+	name   string
+	blob   string
+	lockTx string // run first in a writer transaction ("" if BEGIN already locks)
+	update string // row lock suffix for SELECT
+	dollar bool   // placeholders $1.. instead of ?
+}
+
+var (
+	sqliteDialect   = dialect{name: "sqlite", blob: "BLOB"}
+	postgresDialect = dialect{name: "postgres", blob: "BYTEA", lockTx: "SELECT pg_advisory_xact_lock(727274)", update: " FOR UPDATE", dollar: true}
+)
+
+type sqlStore struct {
+	db *sql.DB
+	d  dialect
+}
+
+// OpenSQLite opens (creating if needed) a SQLite store: write-ahead log,
+// full fsync on commit, writers serialised by BEGIN IMMEDIATE.
+func OpenSQLite(ctx context.Context, path string) (Store, error) {
+	if path == "" {
+		return nil, errors.New("sqlite store: empty path (use sqlite:/var/lib/airlock/gate.db)")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return nil, fmt.Errorf("sqlite store: %w", err)
+	}
+	dsn := "file:" + path + "?_txlock=immediate&_pragma=busy_timeout(60000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)"
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite store %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	return newSQLStore(ctx, db, sqliteDialect)
+}
+
+// OpenPostgres opens a PostgreSQL store through pgx. Several gates may
+// share the database: stage transitions take row locks and every writer of
+// the repository holds one transaction-scoped advisory lock, so snapshot
+// and timestamp versions never fork.
+func OpenPostgres(ctx context.Context, url string) (Store, error) {
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres store %s: %w", redactURL(url), err)
+	}
+	db.SetMaxOpenConns(16)
+	return newSQLStore(ctx, db, postgresDialect)
+}
+
+func newSQLStore(ctx context.Context, db *sql.DB, d dialect) (*sqlStore, error) {
+	s := &sqlStore{db: db, d: d}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s store: %w", d.name, err)
+	}
+	schema := []string{
+		`CREATE TABLE IF NOT EXISTS repo_files (path TEXT PRIMARY KEY, data ` + d.blob + ` NOT NULL)`,
+		`CREATE TABLE IF NOT EXISTS stages (
+			id TEXT PRIMARY KEY, name TEXT NOT NULL, version TEXT NOT NULL, tag TEXT NOT NULL,
+			target TEXT NOT NULL, role TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,
+			actor TEXT NOT NULL, shasum TEXT NOT NULL, integrity TEXT NOT NULL, predicate TEXT NOT NULL,
+			signature TEXT NOT NULL, created BIGINT NOT NULL, updated BIGINT NOT NULL,
+			document ` + d.blob + ` NOT NULL, tarball ` + d.blob + ` NOT NULL, provenance ` + d.blob + `,
+			auth TEXT NOT NULL, request ` + d.blob + `)`,
+		`CREATE UNIQUE INDEX IF NOT EXISTS stages_live ON stages (name, version) WHERE state <> 'rejected'`,
+		`CREATE INDEX IF NOT EXISTS stages_state ON stages (state, created)`,
+	}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for _, q := range schema {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s store: creating tables: %w", d.name, err)
+	}
+	return s, nil
+}
+
+func (s *sqlStore) Close() error { return s.db.Close() }
+
+// q rewrites ? placeholders for PostgreSQL.
+func (s *sqlStore) q(query string) string {
+	if !s.d.dollar {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// tx runs fn in a writer transaction holding the repository lock.
+func (s *sqlStore) tx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	if s.d.lockTx != "" {
+		if _, err := tx.ExecContext(ctx, s.d.lockTx); err != nil {
+			return err
+		}
+	}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit()
+}
+
+func (s *sqlStore) ImportRepo(ctx context.Context, files map[string][]byte) (bool, error) {
+	imported := false
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM repo_files`).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		for p, b := range files {
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO repo_files (path, data) VALUES (?, ?)`), p, b); err != nil {
+				return err
+			}
+		}
+		imported = true
+		return nil
+	})
+	return imported, err
+}
+
+func (s *sqlStore) RepoFile(ctx context.Context, path string) ([]byte, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT data FROM repo_files WHERE path = ?`), path).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s: %w", path, ErrNotFound)
+	}
+	return b, err
+}
+
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func (s *sqlStore) RepoMetadata(ctx context.Context) (map[string][]byte, error) {
+	return s.repoMetadata(ctx, s.db)
+}
+
+func (s *sqlStore) repoMetadata(ctx context.Context, q querier) (map[string][]byte, error) {
+	rows, err := q.QueryContext(ctx, s.q(`SELECT path FROM repo_files WHERE path LIKE 'metadata/%' OR path = ?`), repoConfigFile)
+	if err != nil {
+		return nil, err
+	}
+	var paths []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		paths = append(paths, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(paths) == 0 {
+		return nil, errors.New("the store holds no TUF repository yet (start the gate with --repo)")
+	}
+	out := map[string][]byte{}
+	for _, p := range latestMetadata(paths) {
+		var b []byte
+		if err := q.QueryRowContext(ctx, s.q(`SELECT data FROM repo_files WHERE path = ?`), p).Scan(&b); err != nil {
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		out[p] = b
+	}
+	return out, nil
+}
+
+const stageCols = `id, name, version, tag, target, role, state, reason, actor, shasum, integrity, predicate, signature, created, updated`
+
+func scanStage(sc interface{ Scan(...any) error }) (*Stage, error) {
+	var st Stage
+	var created, updated int64
+	err := sc.Scan(&st.ID, &st.Name, &st.Version, &st.Tag, &st.Target, &st.Role, &st.State, &st.Reason, &st.Actor,
+		&st.Shasum, &st.Integrity, &st.Predicate, &st.Signature, &created, &updated)
+	if err != nil {
+		return nil, err
+	}
+	st.Created, st.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+	return &st, nil
+}
+
+func (s *sqlStore) PutStage(ctx context.Context, st *Stage, b *Blobs) error {
+	now := time.Now().UTC()
+	st.Created, st.Updated, st.State = now, now, StateStaged
+	var prov any
+	if b.Provenance != nil {
+		prov = b.Provenance
+	}
+	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO stages (`+stageCols+`, document, tarball, provenance, auth)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		st.ID, st.Name, st.Version, st.Tag, st.Target, st.Role, st.State, st.Reason, st.Actor, st.Shasum, st.Integrity,
+		st.Predicate, st.Signature, now.UnixNano(), now.UnixNano(), b.Document, b.Tarball, prov, b.Auth)
+	if err != nil && isUniqueViolation(err) {
+		return fmt.Errorf("%s@%s: %w", st.Name, st.Version, ErrDuplicate)
+	}
+	return err
+}
+
+func isUniqueViolation(err error) bool {
+	m := err.Error()
+	return strings.Contains(m, "UNIQUE constraint failed") || strings.Contains(m, "SQLSTATE 23505")
+}
+
+func (s *sqlStore) GetStage(ctx context.Context, id string) (*Stage, error) {
+	st, err := scanStage(s.db.QueryRowContext(ctx, s.q(`SELECT `+stageCols+` FROM stages WHERE id = ?`), id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("stage %s: %w", id, ErrNotFound)
+	}
+	return st, err
+}
+
+func (s *sqlStore) getBlobs(ctx context.Context, q querier, id string, lock string) (*Blobs, error) {
+	var b Blobs
+	err := q.QueryRowContext(ctx, s.q(`SELECT document, tarball, provenance, auth, request FROM stages WHERE id = ?`+lock), id).
+		Scan(&b.Document, &b.Tarball, &b.Provenance, &b.Auth, &b.Request)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("stage %s: %w", id, ErrNotFound)
+	}
+	return &b, err
+}
+
+func (s *sqlStore) GetBlobs(ctx context.Context, id string) (*Blobs, error) {
+	return s.getBlobs(ctx, s.db, id, "")
+}
+
+func (s *sqlStore) ListStages(ctx context.Context, state, name string, offset, limit int) ([]Stage, int, error) {
+	where, args := ` WHERE 1=1`, []any{}
+	if state != "" {
+		where += ` AND state = ?`
+		args = append(args, state)
+	}
+	if name != "" {
+		where += ` AND name = ?`
+		args = append(args, name)
+	}
+	var total int
+	if err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM stages`+where), args...).Scan(&total); err != nil {
+		return nil, 0, err
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+stageCols+` FROM stages`+where+` ORDER BY created, id LIMIT ? OFFSET ?`),
+		append(args, limit, offset)...)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer rows.Close()
+	var out []Stage
+	for rows.Next() {
+		st, err := scanStage(rows)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, *st)
+	}
+	return out, total, rows.Err()
+}
+
+func (s *sqlStore) StagesOf(ctx context.Context, name string) ([]Stage, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+stageCols+` FROM stages WHERE name = ? AND state <> 'rejected' ORDER BY created`), name)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Stage
+	for rows.Next() {
+		st, err := scanStage(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *st)
+	}
+	return out, rows.Err()
+}
+
+// transition updates a stage that is in state from, failing with the
+// stage's actual state otherwise.
+func (s *sqlStore) transition(ctx context.Context, id, from string, set string, args ...any) error {
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE stages SET `+set+`, updated = ? WHERE id = ? AND state = ?`),
+		append(args, time.Now().UnixNano(), id, from)...)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	st, err := s.GetStage(ctx, id)
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("stage %s is %s, not %s", id, st.State, from)
+}
+
+func (s *sqlStore) SetRequest(ctx context.Context, id string, request []byte) error {
+	return s.transition(ctx, id, StateStaged, `request = ?`, request)
+}
+
+func (s *sqlStore) Refuse(ctx context.Context, id, reason string) error {
+	return s.transition(ctx, id, StateStaged, `reason = ?`, reason)
+}
+
+func (s *sqlStore) Reject(ctx context.Context, id, reason string) error {
+	return s.transition(ctx, id, StateStaged, `state = 'rejected', reason = ?`, reason)
+}
+
+func (s *sqlStore) MarkPublished(ctx context.Context, id string) error {
+	return s.transition(ctx, id, StateApproved, `state = 'published', reason = ''`)
+}
+
+func (s *sqlStore) Approve(ctx context.Context, id string, check ApproveFunc) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		st, err := scanStage(tx.QueryRowContext(ctx, s.q(`SELECT `+stageCols+` FROM stages WHERE id = ?`+s.d.update), id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("stage %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if st.State != StateStaged {
+			return fmt.Errorf("stage %s is %s: %w", id, st.State, ErrNotStaged)
+		}
+		b, err := s.getBlobs(ctx, tx, id, "")
+		if err != nil {
+			return err
+		}
+		repo, err := s.repoMetadata(ctx, tx)
+		if err != nil {
+			return err
+		}
+		files, sig, err := check(st, b, repo)
+		if err != nil {
+			return err
+		}
+		for p, data := range files {
+			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM repo_files WHERE path = ?`), p); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO repo_files (path, data) VALUES (?, ?)`), p, data); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE stages SET state = 'approved', reason = '', signature = ?, updated = ? WHERE id = ?`),
+			sig, time.Now().UnixNano(), id)
+		return err
+	})
+}
+
+// ErrNotStaged means a stage already left the staged state.
+var ErrNotStaged = errors.New("only a staged version can be approved")

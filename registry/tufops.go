@@ -1,0 +1,299 @@
+package registry
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"airlock.dev/airlock/hsm"
+	"airlock.dev/airlock/internal/online"
+	"airlock.dev/airlock/tuf"
+)
+
+// Releaser is everything the gate asks of the TUF layer. The gate keeps the
+// repository as files in its store and hands the current metadata to these
+// methods; they return files to store. TUFReleaser implements it with the
+// tuf package's repository, combine and client code; another TUF client can
+// be put behind it without touching the gate.
+type Releaser interface {
+	// RoleFor names the role delegated target, with its threshold and
+	// number of keys.
+	RoleFor(repo map[string][]byte, target string) (role string, threshold, keys int, err error)
+	// Bundle builds the release bundle that adds target to role: the
+	// files of a bundle folder, request.json included.
+	Bundle(repo map[string][]byte, role, target string, tarball, provenance []byte, now time.Time) (map[string][]byte, error)
+	// Release verifies submissions (signature responses or signed
+	// metadata) against request.json and the repository, and returns the
+	// repository files that publish target: the role, snapshot, timestamp
+	// and the target's bytes.
+	Release(repo map[string][]byte, request []byte, submissions [][]byte, target string, tarball []byte, online hsm.Signer, now time.Time) (map[string][]byte, error)
+}
+
+// TUFReleaser is the Releaser built on package tuf.
+type TUFReleaser struct{}
+
+var _ Releaser = TUFReleaser{}
+
+// checkout writes the repository files into a new temporary folder.
+func checkout(repo map[string][]byte) (string, *tuf.Repository, error) {
+	dir, err := os.MkdirTemp("", "airlock-gate-*")
+	if err != nil {
+		return "", nil, err
+	}
+	for p, b := range repo {
+		if !fs.ValidPath(p) {
+			os.RemoveAll(dir)
+			return "", nil, fmt.Errorf("repository file %q: not a clean relative path", p)
+		}
+		f := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+			os.RemoveAll(dir)
+			return "", nil, err
+		}
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			os.RemoveAll(dir)
+			return "", nil, err
+		}
+	}
+	r, err := tuf.OpenRepository(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return dir, r, nil
+}
+
+// readTree returns every file below dir (paths with forward slashes).
+func readTree(dir string) (map[string][]byte, error) {
+	out := map[string][]byte{}
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: not a regular file", p)
+		}
+		rel, err := filepath.Rel(dir, p)
+		if err != nil {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		out[filepath.ToSlash(rel)] = b
+		return nil
+	})
+	return out, err
+}
+
+func (TUFReleaser) RoleFor(repo map[string][]byte, target string) (string, int, int, error) {
+	dir, r, err := checkout(repo)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	defer os.RemoveAll(dir)
+	role, err := findRole(r, target)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	d, err := r.Delegation(role)
+	if err != nil {
+		return "", 0, 0, err
+	}
+	return role, d.Threshold, len(d.KeyIDs), nil
+}
+
+// findRole walks the delegations from targets, in order, to the first role
+// that may sign target (the TUF target search, without the targets
+// themselves).
+func findRole(r *tuf.Repository, target string) (string, error) {
+	visited := 0
+	var walk func(name string) (string, error)
+	walk = func(name string) (string, error) {
+		if visited++; visited > tuf.MaxDelegations {
+			return "", fmt.Errorf("more than %d delegations visited looking for %s", tuf.MaxDelegations, target)
+		}
+		m, err := r.Role(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return "", nil
+		}
+		if err != nil {
+			return "", err
+		}
+		if m.Signed.Delegations == nil {
+			return "", nil
+		}
+		for _, rr := range m.Signed.Delegations.GetRolesForTarget(target) {
+			if found, err := walk(rr.Name); err != nil || found != "" {
+				return found, err
+			}
+			if _, err := r.Delegation(rr.Name); err == nil {
+				return rr.Name, nil
+			}
+			if rr.Terminating {
+				break
+			}
+		}
+		return "", nil
+	}
+	top, err := r.Role(metadata.TARGETS)
+	if err != nil {
+		return "", err
+	}
+	if top.Signed.Delegations != nil {
+		for _, rr := range top.Signed.Delegations.GetRolesForTarget(target) {
+			if found, err := walk(rr.Name); err != nil || found != "" {
+				return found, err
+			}
+			return rr.Name, nil
+		}
+	}
+	return "", fmt.Errorf("no role is delegated %s: delegate the package's path with airlock delegate --paths '%s/*'", target, path.Dir(path.Dir(target)))
+}
+
+func (TUFReleaser) Bundle(repo map[string][]byte, role, target string, tarball, provenance []byte, now time.Time) (map[string][]byte, error) {
+	dir, r, err := checkout(repo)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	ci := filepath.Join(dir, "ci")
+	if err := os.Mkdir(ci, 0o755); err != nil {
+		return nil, err
+	}
+	tgz := filepath.Join(ci, path.Base(target))
+	if err := os.WriteFile(tgz, tarball, 0o644); err != nil {
+		return nil, err
+	}
+	o := online.BundleOptions{Role: role, Now: now, Add: []online.FileArg{{File: tgz, Target: target}},
+		Note: "staged at the registry gate: " + target}
+	if provenance != nil {
+		pf := filepath.Join(ci, path.Base(target)+".sigstore.json")
+		if err := os.WriteFile(pf, provenance, 0o644); err != nil {
+			return nil, err
+		}
+		o.Provenance = []online.FileArg{{File: pf, Target: target}}
+	}
+	b, err := online.CreateBundle(r, o)
+	if err != nil {
+		return nil, err
+	}
+	out := filepath.Join(dir, "bundle")
+	if err := b.WriteDir(out); err != nil {
+		return nil, err
+	}
+	return readTree(out)
+}
+
+// Submission errors callers branch on.
+var (
+	// ErrStale means the role moved on since the bundle was made.
+	ErrStale = errors.New("the role changed since this bundle was made: fetch a new bundle (airlock gate bundle) and sign it again")
+	// ErrNoBundle means no bundle was made for the stage yet.
+	ErrNoBundle = errors.New("no bundle was made for this stage yet: run airlock gate bundle first")
+)
+
+func (TUFReleaser) Release(repo map[string][]byte, request []byte, submissions [][]byte, target string, tarball []byte, onlineKey hsm.Signer, now time.Time) (map[string][]byte, error) {
+	if len(request) == 0 {
+		return nil, ErrNoBundle
+	}
+	req, err := tuf.ParseRequest(request)
+	if err != nil {
+		return nil, fmt.Errorf("stored request: %w", err)
+	}
+	p, err := req.Payload()
+	if err != nil {
+		return nil, fmt.Errorf("stored request: %w", err)
+	}
+	if p.Targets == nil {
+		return nil, fmt.Errorf("stored request for %s is not a targets release", req.Role)
+	}
+	tf, ok := p.Targets.Signed.Targets[target]
+	if !ok {
+		return nil, fmt.Errorf("the bundle's metadata does not list %s", target)
+	}
+	if err := tf.VerifyLengthHashes(tarball); err != nil {
+		return nil, fmt.Errorf("the staged tarball does not match the bundle's target %s: %w", target, err)
+	}
+	dir, r, err := checkout(repo)
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	cur, err := r.RoleVersion(req.Role)
+	if err != nil {
+		return nil, err
+	}
+	if p.Version != cur+1 {
+		return nil, fmt.Errorf("the bundle signs %s version %d, the repository holds version %d: %w", req.Role, p.Version, cur, ErrStale)
+	}
+	var responses []*tuf.Response
+	var existing []metadata.Signature
+	for i, s := range submissions {
+		resp, rerr := tuf.ParseResponse(s)
+		if rerr == nil {
+			responses = append(responses, resp)
+			continue
+		}
+		m, merr := tuf.ParseStrict[metadata.TargetsType](s)
+		if merr != nil {
+			return nil, fmt.Errorf("submission %d is neither a signature response (%v) nor signed %s metadata (%v)", i+1, rerr, req.Role, merr)
+		}
+		canon, err := tuf.Canonical(m)
+		if err != nil {
+			return nil, fmt.Errorf("submission %d: %w", i+1, err)
+		}
+		if !bytes.Equal(canon, p.Canonical) {
+			return nil, fmt.Errorf("submission %d is signed metadata of other content than the bundle's %s version %d: %w", i+1, req.Role, p.Version, tuf.ErrOtherBytes)
+		}
+		existing = append(existing, m.Signatures...)
+	}
+	d, err := r.Delegation(req.Role)
+	if err != nil {
+		return nil, err
+	}
+	c, err := tuf.Combine(p, req.Role, d, existing, responses)
+	if err != nil {
+		return nil, err
+	}
+	p.Targets.Signatures = c.Signatures
+	if err := r.AddTargetFile(target, tarball); err != nil {
+		return nil, err
+	}
+	if err := r.CommitTargets(req.Role, p.Targets, onlineKey, now); err != nil {
+		return nil, err
+	}
+	// The published repository must satisfy the same client the users run.
+	root1, ok := repo["metadata/1.root.json"]
+	if !ok {
+		return nil, errors.New("repository has no metadata/1.root.json")
+	}
+	client := &tuf.Client{Fetch: tuf.DirFetcher(dir), RefTime: now}
+	_, got, err := client.Verify(context.Background(), root1, target)
+	if err != nil {
+		return nil, fmt.Errorf("the repository after publishing fails the client check: %w", err)
+	}
+	if !bytes.Equal(got, tarball) {
+		return nil, fmt.Errorf("the client fetched other bytes for %s than the staged tarball", target)
+	}
+	after, err := readTree(dir)
+	if err != nil {
+		return nil, err
+	}
+	changed := map[string][]byte{}
+	for p, b := range after {
+		if old, ok := repo[p]; !ok || !bytes.Equal(old, b) {
+			changed[p] = b
+		}
+	}
+	return changed, nil
+}
