@@ -48,3 +48,28 @@ func pytuf(t *testing.T, url string, root []byte) ([]byte, error) {
 func init() {
 	clients = append(clients, client{"python-tuf", func(t *testing.T, _, url string, root []byte) ([]byte, error) { return pytuf(t, url, root) }})
 }
+
+// TestPythonTUFParsesAndVerifiesEveryFile has python-tuf parse each metadata
+// file Airlock wrote (Metadata.from_bytes) and verify its signatures against
+// its delegating role.
+func TestPythonTUFParsesAndVerifiesEveryFile(t *testing.T) {
+	dir, _, _, _ := repo(t)
+	py, err := filepath.Abs(pydeps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(py, "tuf", "api")); err != nil {
+		t.Fatalf("python-tuf sources not found at %s: %v", py, err)
+	}
+	cmd := exec.Command("python3", "pytuf-verify.py", filepath.Join(dir, "metadata"))
+	cmd.Env = append(os.Environ(), "PYTHONPATH="+py, "PYTHONDONTWRITEBYTECODE=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("python-tuf refused metadata Airlock wrote: %v\n%s", err, out)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "metadata", "*.json"))
+	if n := strings.Count(string(out), "verified "); n != len(files) {
+		t.Fatalf("python-tuf verified %d of %d metadata files:\n%s", n, len(files), out)
+	}
+	t.Logf("%s", out)
+}
