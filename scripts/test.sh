@@ -10,3 +10,4 @@ export GOTOOLCHAIN=local
 scripts/install-test-deps.sh
 go vet ./...
 go test -count=1 -timeout 40m ./... "$@"
+scripts/conformance.sh
