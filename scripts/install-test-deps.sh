@@ -13,6 +13,7 @@ packages=(
   libzbar-dev zbar-tools qrencode
   dosfstools mtools e2fsprogs xorriso fdisk
   tmux
+  python3-pytest faketime
 )
 missing=()
 for p in "${packages[@]}"; do

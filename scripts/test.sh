@@ -28,6 +28,9 @@ done < <(grep -E '^\s*--- SKIP: ' "$log" | sed -E 's/^\s*--- SKIP: ([^ ]+).*/\1/
 ((status == 0)) || exit "$status"
 ((bad == 0)) || exit 1
 
+# The official TUF client conformance suite against `airlock client`.
+scripts/conformance.sh
+
 # Bounded fuzzing: each fuzz target runs FUZZTIME (default 20s); a crasher
 # lands in the package's testdata/fuzz/ and is kept as a seed.
 fuzztime=${FUZZTIME:-20s}

@@ -258,6 +258,13 @@ func (d *Delegation) Verify(payload []byte, sigs []metadata.Signature) (*Verifie
 		inRole[id] = true
 	}
 	v := &Verified{Role: d.Role, Threshold: d.Threshold}
+	ids := make(map[string]bool, len(sigs))
+	for _, s := range sigs {
+		if ids[s.KeyID] {
+			return v, fmt.Errorf("role %s: key id %s signs twice (a signatures array must list each key id once)", d.Role, short(s.KeyID))
+		}
+		ids[s.KeyID] = true
+	}
 	counted := map[string]bool{}
 	for i, s := range sigs {
 		if !inRole[s.KeyID] {
@@ -505,9 +512,15 @@ func checkRootRoles(r *metadata.Metadata[metadata.RootType]) error {
 	if len(r.Signed.Keys) > MaxKeys {
 		return fmt.Errorf("root lists %d keys, over the %d cap", len(r.Signed.Keys), MaxKeys)
 	}
+	// The root role must be sound for the root to be trusted at all; a
+	// flaw in another role (say a threshold above its keys) makes only
+	// that role unverifiable, when it is checked.
+	if _, err := DelegationFromRoot(r, metadata.ROOT); err != nil {
+		return err
+	}
 	for _, name := range metadata.TOP_LEVEL_ROLE_NAMES {
-		if _, err := DelegationFromRoot(r, name); err != nil {
-			return err
+		if rr := r.Signed.Roles[name]; rr == nil {
+			return fmt.Errorf("root version %d has no role %q", r.Signed.Version, name)
 		}
 	}
 	for name := range r.Signed.Roles {

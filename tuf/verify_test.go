@@ -20,7 +20,7 @@ func TestThresholdCountsDistinctKeys(t *testing.T) {
 	}{
 		{"two distinct holders", func(m *metadata.Metadata[metadata.TargetsType]) { signWith(t, m, d, h["alice"], h["bob"]) }, ""},
 		{"one holder", func(m *metadata.Metadata[metadata.TargetsType]) { signWith(t, m, d, h["alice"]) }, "1 valid signature"},
-		{"one key signing twice counts once", func(m *metadata.Metadata[metadata.TargetsType]) { signWith(t, m, d, h["alice"], h["alice"]) }, "already counted"},
+		{"one key id signing twice is refused", func(m *metadata.Metadata[metadata.TargetsType]) { signWith(t, m, d, h["alice"], h["alice"]) }, "signs twice"},
 		{"key outside the role counts zero", func(m *metadata.Metadata[metadata.TargetsType]) {
 			signWith(t, m, d, h["alice"])
 			_, id := tufKey(t, h["mallory"])
