@@ -18,7 +18,11 @@
 //   - cards are found by serial with a shared-mode probe that always
 //     disconnects, never by trial piv.Open calls (piv-go v2.6.0 leaks an
 //     exclusive hold when Open fails after connecting);
-//   - destroying an existing key needs EnrollOptions.ReallyOverwriteExistingKey.
+//   - destroying an existing key, whatever it is, needs
+//     EnrollOptions.ReallyOverwriteExistingKey and a ConfirmOverwrite that
+//     accepts;
+//   - an enrolment interrupted at any step can be run again (see
+//     resumeManagementKey and docs/hardware.md).
 //
 // A Signer is safe for concurrent use; signatures are serialised.
 //

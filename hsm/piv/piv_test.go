@@ -290,6 +290,9 @@ func TestWrongPINThenBlocked(t *testing.T) {
 	if !errors.As(err, &wp) || wp.Retries != 2 {
 		t.Fatalf("wrong pin: err = %v, want WrongPINError{2}", err)
 	}
+	if d := cmp.Diff([]string{"pin"}, p.Events()); d != "" {
+		t.Errorf("a wrong PIN raised a touch prompt (-want +got):\n%s", d)
+	}
 	if _, _, err := signDigest(s, "b"); err != nil {
 		t.Fatalf("right pin after a wrong one: %v", err)
 	}

@@ -325,6 +325,19 @@ func (s *Signer) sign(ctx context.Context, yk *pivgo.YubiKey, pinPol pivgo.PINPo
 			promptErr = fmt.Errorf("%s: a piv pin is 1 to %d characters, got %d", s.uri, maxPINLen, len(pin))
 			return "", promptErr
 		}
+		// Check the PIN before the touch prompt goes up, so that a wrong
+		// PIN never asks for a touch; piv-go verifies it again right before
+		// the sign command, as PIN policy "always" needs.
+		if err := yk.VerifyPIN(string(pin)); err != nil {
+			if e := pinError(err); e != nil {
+				promptErr = fmt.Errorf("%s: %w", s.uri, e)
+			} else if isTransport(err) {
+				promptErr = s.notReachable(err)
+			} else {
+				promptErr = fmt.Errorf("%s: verifying the pin: %w", s.uri, err)
+			}
+			return "", promptErr
+		}
 		startTouch()
 		return string(pin), nil
 	}

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/term"
-
 	"airlock.dev/airlock/hsm"
 	"airlock.dev/airlock/internal/safetext"
 )
@@ -117,9 +115,7 @@ func (p TerminalPrompter) PIN(_ context.Context, req hsm.PINRequest) ([]byte, er
 	if req.Retries >= 0 {
 		retries = fmt.Sprintf(" [%d tries left]", req.Retries)
 	}
-	fmt.Fprintf(tty, "PIN for %s%s: ", who, retries)
-	pin, err := term.ReadPassword(int(tty.Fd()))
-	fmt.Fprintln(tty)
+	pin, err := readSecret(tty, fmt.Sprintf("PIN for %s%s: ", who, retries))
 	if err != nil {
 		return nil, fmt.Errorf("read pin: %w", err)
 	}
