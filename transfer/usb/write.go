@@ -2,6 +2,7 @@ package usb
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -140,6 +141,9 @@ func writeFAT32(devPath, dir string, files []ResponseFile) (err error) {
 	if fsys == nil {
 		return fmt.Errorf("usb: %s: cannot write the response: %w: the response stick must be FAT32", devPath, why)
 	}
+	if err := checkFreeSpace(f, at.start, files); err != nil {
+		return fmt.Errorf("usb: %s: %w", devPath, err)
+	}
 	if _, err := fsys.Stat(dir); err == nil {
 		return fmt.Errorf("usb: %s: %s %w on the stick: use another stick or remove it there", devPath, dir, ErrExists)
 	}
@@ -208,3 +212,42 @@ func verifyResponse(devPath, dir string, files []ResponseFile) error {
 	}
 	return nil
 }
+
+// checkFreeSpace counts the free clusters in the allocation table itself,
+// not in the FSInfo free-space record (which a stick can get wrong or lie
+// about), and refuses before anything is written when the response, its
+// folder and a possible extension of the root folder do not fit.
+func checkFreeSpace(f io.ReaderAt, start int64, files []ResponseFile) error {
+	bs := make([]byte, 512)
+	if _, err := f.ReadAt(bs, start); err != nil {
+		return fmt.Errorf("read the boot sector: %w", err)
+	}
+	g, err := parseFAT(bs)
+	if err != nil {
+		return err
+	}
+	table := make([]byte, g.fatBytes)
+	if _, err := f.ReadAt(table, start+g.fatOffset); err != nil {
+		return fmt.Errorf("read the allocation table: %w", err)
+	}
+	var free int64
+	for c := int64(2); c < g.clusters+2 && c*4+4 <= int64(len(table)); c++ {
+		if binary.LittleEndian.Uint32(table[c*4:])&0x0FFFFFFF == 0 {
+			free++
+		}
+	}
+	bpc := g.sectorsPerClust * g.bytesPerSector
+	need := int64(2) // the folder, and one more cluster for the root folder
+	for _, rf := range files {
+		need += max(1, (int64(len(rf.Data))+bpc-1)/bpc)
+	}
+	if free < need {
+		return fmt.Errorf("%w: the allocation table shows %d free clusters (%s) but the response needs %d (%s); the stick's free-space record may say otherwise: use another stick",
+			ErrNoSpace, free, formatSize(free*bpc), need, formatSize(need*bpc))
+	}
+	return nil
+}
+
+// ErrNoSpace is returned when the stick has too little free space, counted
+// in its allocation table.
+var ErrNoSpace = errors.New("not enough free space on the stick")
