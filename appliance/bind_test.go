@@ -120,3 +120,25 @@ func TestConfirmedDateNeverGoesBackwards(t *testing.T) {
 	state, err := c.Run(t.Context())
 	refusalReason(t, result{state: state, err: err, ui: ui, out: filepath.Join(s.dir, "out-back")}, RuleDate, "earlier than 2025-06-02")
 }
+
+// Attack: replacing ledger.json with an older valid copy re-opens a signed
+// version; the audit log's binding refuses the state.
+func TestOlderLedgerCopyRefused(t *testing.T) {
+	s := newScenario(t).role("sigstore", 2, "alice", "bob")
+	st := s.openState()
+	ledgerPath := filepath.Join(st.Path(), "ledger.json")
+	old, err := os.ReadFile(ledgerPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.sign(s.release("sigstore", "1.3.0", "", nil), []string{"alice", "bob"}).done(t)
+	path := st.Path()
+	st.Close()
+	if err := os.WriteFile(ledgerPath, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = OpenState(path, fixedClock())
+	if err == nil || !strings.Contains(err.Error(), "an older copy may have been restored") {
+		t.Fatalf("OpenState with an older ledger: %v", err)
+	}
+}

@@ -157,6 +157,8 @@ func (c *Ceremony) audit(step, actor string, out audit.Outcome, detail string) e
 			e.Hashes = []audit.Hash{{Name: "payload", Sum: [32]byte(b)}}
 		}
 	}
+	// Each entry commits to the ledger file current when it is written.
+	e.Hashes = append(e.Hashes, audit.Hash{Name: LedgerHashName, Sum: c.cfg.State.Ledger.Sum()})
 	_, _, err := c.cfg.State.Audit.Append(e)
 	return err
 }
