@@ -157,6 +157,8 @@ func (c *Ceremony) audit(step, actor string, out audit.Outcome, detail string) e
 			e.Hashes = []audit.Hash{{Name: "payload", Sum: [32]byte(b)}}
 		}
 	}
+	// Each entry commits to the ledger file current when it is written.
+	e.Hashes = append(e.Hashes, audit.Hash{Name: LedgerHashName, Sum: c.cfg.State.Ledger.Sum()})
 	_, _, err := c.cfg.State.Audit.Append(e)
 	return err
 }
@@ -249,6 +251,9 @@ func (c *Ceremony) start(ctx context.Context) error {
 		if err != nil {
 			return c.refuse(ctx, RuleDate, fmt.Sprintf("%q is not a date: type it as YYYY-MM-DD", content.Visible(ans)))
 		}
+	}
+	if last := c.cfg.State.Ledger.LastDate(); !last.IsZero() && date.Before(last) {
+		return c.refuse(ctx, RuleDate, fmt.Sprintf("the confirmed date %s is earlier than %s, the date of this appliance's last signing: time never goes backwards here; check the calendar and type today's date", date.Format(time.DateOnly), last.Format(time.DateOnly)))
 	}
 	if err := c.step(applyStarted(c.state, date)); err != nil {
 		return err
@@ -380,10 +385,15 @@ func (c *Ceremony) approve(ctx context.Context) ([]signerFor, error) {
 		hk.keyIDs = append(hk.keyIDs, id)
 		hk.fps = append(hk.fps, fp)
 		hk.uris = append(hk.uris, s.URI().String())
-		out = append(out, signerFor{signer: s, keyID: id, holder: holder})
+		out = append(out, signerFor{signer: s, keyID: id, holder: holder, fp: fp})
 	}
 	if err := c.checkNeed(ctx, byHolder); err != nil {
 		return nil, err
+	}
+	// The keys offered must never have signed other bytes of this type and
+	// version, whatever role they were for.
+	if err := c.cfg.State.Ledger.CheckSigning(c.signing(out)); err != nil {
+		return nil, c.refuse(ctx, RuleLedger, err.Error())
 	}
 	// Each holder confirms the fingerprint of the exact bytes.
 	for _, h := range order {
@@ -501,4 +511,5 @@ type signerFor struct {
 	signer hsm.Signer
 	keyID  string
 	holder string
+	fp     string // public-key fingerprint
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"airlock.dev/airlock/appliance/audit"
+	"airlock.dev/airlock/appliance/ledger"
 	"airlock.dev/airlock/tuf"
 )
 
@@ -20,7 +21,7 @@ func (c *Ceremony) sign(ctx context.Context, signers []signerFor) (*tuf.Response
 	v := c.v
 	p := v.payload
 	// Ledger first: no signature exists before the payload is recorded.
-	if err := c.cfg.State.Ledger.Record(v.req.Role, p.Version, sha(p.Canonical), c.state.ID, c.cfg.Clock.Now()); err != nil {
+	if err := c.cfg.State.Ledger.RecordSigning(c.signing(signers)); err != nil {
 		return nil, c.refuse(ctx, RuleLedger, err.Error())
 	}
 	if err := c.auditOrRefuse(ctx, "ledger", "", audit.OutcomeOK, fmt.Sprintf("recorded %s version %d", v.req.Role, p.Version)); err != nil {
@@ -126,6 +127,20 @@ func (c *Ceremony) export(ctx context.Context, resp *tuf.Response) error {
 	_ = c.audit("exported", "", audit.OutcomeInfo, "written to "+where)
 	c.cfg.UI.Show(ctx, Message{Level: Info, Text: "signatures and ceremony record written to " + where})
 	return c.step(applyExported(c.state, where, resp.RecordSHA256))
+}
+
+// signing is the ledger's view of this ceremony signing with signers.
+func (c *Ceremony) signing(signers []signerFor) ledger.Signing {
+	v := c.v
+	p := v.payload
+	s := ledger.Signing{Role: v.req.Role, Type: p.Type, Version: p.Version, Payload: sha(p.Canonical),
+		Date: c.state.Date, Delegators: v.delegators, Ceremony: c.state.ID, At: c.cfg.Clock.Now()}
+	for _, sf := range signers {
+		s.Keys = append(s.Keys, sf.fp)
+	}
+	n, last := c.cfg.State.Audit.Head()
+	s.AuditHead = ledger.AuditHead{Entries: n, Last: last}
+	return s
 }
 
 func contains(ids []string, id string) bool {

@@ -173,7 +173,51 @@ func OpenState(path string, clock Clock) (*StateDir, error) {
 	if s.Audit, err = audit.Open(d, clock.Now); err != nil {
 		return fail(fmt.Errorf("state: %w", err))
 	}
+	if err := checkBinding(s.Ledger, s.Audit); err != nil {
+		return fail(fmt.Errorf("state: %w", err))
+	}
 	return s, nil
+}
+
+// LedgerHashName names the hash, in audit entries, of the ledger file
+// current when the entry was written.
+const LedgerHashName = "ledger"
+
+// checkBinding checks that the ledger and the audit log belong together:
+// the newest audit entry that names a ledger names this ledger file (or,
+// after a crash between writing the ledger and the next audit entry, the
+// file this one replaced, with no audit entry after the head the ledger
+// recorded), and the audit head the ledger recorded is still in the log.
+// It detects an older copy of ledger.json, and an audit log rewritten
+// before the last signing.
+func checkBinding(l *ledger.Ledger, log *audit.Log) error {
+	b := l.Binding()
+	es := log.Entries()
+	if b.HasAuditHead {
+		n := b.AuditHead.Entries
+		if n > int64(len(es)) {
+			return fmt.Errorf("%w: the ledger was written after audit entry %d, the audit log holds %d: the audit log lost entries or the ledger is not this log's", ledger.ErrCorrupt, n, len(es))
+		}
+		if audit.EntrySum(es[n-1]) != b.AuditHead.Last {
+			return fmt.Errorf("%w: audit entry %d is not the one the ledger recorded: the audit log was rewritten", ledger.ErrCorrupt, n-1)
+		}
+	}
+	sum := l.Sum()
+	for i := len(es) - 1; i >= 0; i-- {
+		for _, h := range es[i].Hashes {
+			if h.Name != LedgerHashName {
+				continue
+			}
+			if h.Sum == sum {
+				return nil
+			}
+			if b.HasPrev && h.Sum == b.Prev && b.HasAuditHead && int64(i) < b.AuditHead.Entries {
+				return nil // crash between the ledger write and the next audit entry
+			}
+			return fmt.Errorf("%w: ledger.json is not the ledger the audit log last recorded (audit entry %d names ledger sha256:%x, the file is sha256:%x): an older copy may have been restored; signing is refused, have the security officer compare it with the exported ceremony records", ledger.ErrCorrupt, i, h.Sum, sum)
+		}
+	}
+	return nil
 }
 
 // ParseTPMAK parses the pinned TPM attestation keys: one or more PEM

@@ -64,7 +64,9 @@ type verified struct {
 	deleg *tuf.Delegation
 	// newDeleg is, for a root rotation, the new root's root role.
 	newDeleg *tuf.Delegation
-	review   *Review
+	// delegators are the versions of the verified chain's delegating roles.
+	delegators map[string]int64
+	review     *Review
 }
 
 // delegations returns the delegations whose thresholds a ceremony must meet.
@@ -101,11 +103,35 @@ func verifyBundle(st *StateDir, b *Bundle, date time.Time, dev bool) (*verified,
 	v.payload = p
 
 	// 1. Chain of trust from the pinned root.
-	d, newestRoot, err := req.Delegation(st.Root, date)
+	if err := req.CheckUniqueKeys(); err != nil {
+		return nil, refuse(RuleMetadata, "%v: do not sign; ask CI to list each public key once", err)
+	}
+	vc, err := req.DelegationChain(st.Root, date)
 	if err != nil {
 		return nil, refuse(RuleChain, "chain of trust from the pinned root: %v", err)
 	}
+	d, newestRoot := vc.Delegation, vc.Root
 	v.deleg = d
+	// Delegator freshness: never older than what this appliance signed or
+	// accepted before.
+	v.delegators = map[string]int64{}
+	for _, nt := range vc.Delegators {
+		have := nt.Metadata.Signed.Version
+		if newest := st.Ledger.Delegator(nt.Name); have < newest {
+			return nil, refuse(RuleChain, "the bundle's chain of trust carries %s version %d, but this appliance has signed or accepted %s version %d: the chain is stale (a later version may revoke keys); ask CI for a bundle built from the published repository", nt.Name, have, nt.Name, newest)
+		}
+		v.delegators[nt.Name] = have
+	}
+	// Targets must lie within the paths the delegator grants the role.
+	if p.Targets != nil {
+		names := make([]string, 0, len(p.Targets.Signed.Targets))
+		for name := range p.Targets.Signed.Targets {
+			names = append(names, name)
+		}
+		if err := tuf.CheckDelegatedPaths(vc.Parent(), req.Delegator, req.Role, names); err != nil {
+			return nil, refuse(RuleTargets, "%v: do not sign; a client would not find these targets through %s", err, req.Role)
+		}
+	}
 
 	// 2. Version, expiry, ledger.
 	var current int64

@@ -643,6 +643,16 @@ func (l *Log) Append(e Entry) (Entry, [32]byte, error) {
 	return e, sum, nil
 }
 
+// Head returns the number of committed entries and the hash of the last one.
+func (l *Log) Head() (int64, [32]byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.sums) == 0 {
+		return 0, [32]byte{}
+	}
+	return int64(len(l.sums)), l.sums[len(l.sums)-1]
+}
+
 // Len returns the number of committed entries.
 func (l *Log) Len() int {
 	l.mu.Lock()

@@ -44,7 +44,7 @@ examples:
   airlock bundle create --repo repo --role sigstore --add sigstore-2.0.0.tgz=sigstore/sigstore-2.0.0.tgz \
       --provenance sigstore-2.0.0.sigstore.json --out bundle
   airlock sign --key file:alice.pem bundle --out alice.json
-  airlock combine --repo repo bundle alice.json bob.json
+  airlock combine --dev --repo repo bundle alice.json bob.json
   airlock verify --root repo/metadata/1.root.json --repo repo --target sigstore/sigstore-2.0.0.tgz
   airlock key enroll --kind yubikey --serial 12345678 --holder alice --out alice.json
   airlock qr scan --zbarcam --out response.json

@@ -49,13 +49,18 @@ func TestReleaseFlowThroughTheCLI(t *testing.T) {
 	mustAirlock(t, "sign", "--key", "file:"+p("bob.pem"), p("bundle"), "--out", p("bob.json"))
 	mustAirlock(t, "sign", "--key", "file:"+p("carol.pem"), p("bundle"), "--out", p("carol-resp.json"))
 
+	// Development responses are refused without --dev (TestCombineRefusesDevResponsesWithoutDev).
+	code, _, errOut := runCLI(t, "combine", "--repo", p("repo"), p("bundle"), p("alice.json"), p("carol-resp.json"))
+	if code != 1 || !strings.Contains(errOut, "response made with development keys") || !strings.Contains(errOut, "only with --dev") {
+		t.Fatalf("combine of development responses without --dev: exit %d: %s", code, errOut)
+	}
 	// alice and bob meet the threshold but not the group that needs carol.
-	code, _, errOut := runCLI(t, "combine", "--repo", p("repo"), p("bundle"), p("alice.json"), p("bob.json"))
+	code, _, errOut = runCLI(t, "combine", "--dev", "--repo", p("repo"), p("bundle"), p("alice.json"), p("bob.json"))
 	if code != 1 || !strings.Contains(errOut, `approval group "core"`) {
 		t.Fatalf("combine without the group: exit %d: %s", code, errOut)
 	}
 	// One holder twice is one signature.
-	code, _, errOut = runCLI(t, "combine", "--repo", p("repo"), p("bundle"), p("alice.json"), p("alice.json"))
+	code, _, errOut = runCLI(t, "combine", "--dev", "--repo", p("repo"), p("bundle"), p("alice.json"), p("alice.json"))
 	if code != 1 || !strings.Contains(errOut, "threshold is 2") {
 		t.Fatalf("combine with one holder twice: exit %d: %s", code, errOut)
 	}
@@ -63,12 +68,12 @@ func TestReleaseFlowThroughTheCLI(t *testing.T) {
 	if err := os.Symlink("/etc/passwd", p("bundle/artifacts/passwd")); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errOut = runCLI(t, "combine", "--repo", p("repo"), p("bundle"), p("alice.json"), p("carol-resp.json"))
+	code, _, errOut = runCLI(t, "combine", "--dev", "--repo", p("repo"), p("bundle"), p("alice.json"), p("carol-resp.json"))
 	if code != 1 || !strings.Contains(errOut, "artifacts/passwd") {
 		t.Fatalf("combine of a bundle with a link: exit %d: %s", code, errOut)
 	}
 	os.Remove(p("bundle/artifacts/passwd"))
-	out := mustAirlock(t, "combine", "--repo", p("repo"), p("bundle"), p("alice.json"), p("carol-resp.json"))
+	out := mustAirlock(t, "combine", "--dev", "--repo", p("repo"), p("bundle"), p("alice.json"), p("carol-resp.json"))
 	if !strings.Contains(out, "proj version 1: 2 signatures") {
 		t.Fatalf("combine output: %s", out)
 	}

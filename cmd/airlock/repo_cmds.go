@@ -374,8 +374,16 @@ func isBoolFlag(a string) bool {
 }
 
 func cmdCombine(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("airlock combine", "usage: airlock combine --repo DIR BUNDLE RESPONSE...\n", stderr)
+	fs := cli.NewFlagSet("airlock combine", `usage: airlock combine --repo DIR [--dev] BUNDLE RESPONSE...
+
+Merge signature responses into the repository. Responses made with
+development keys, or without a ceremony record, are refused unless --dev.
+
+example:
+  airlock combine --repo repo bundle alice.json bob.json
+`, stderr)
 	repoDir := fs.String("repo", "", "repository folder")
+	dev := fs.Bool("dev", false, "accept responses made with development (software) keys")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := cli.Parse(fs, moveFlagsFirst(args)); err != nil {
 		return err
@@ -394,6 +402,20 @@ func cmdCombine(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			return err
 		}
 		resps = append(resps, r)
+	}
+	req, err := online.ReadRequest(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if err := req.CheckUniqueKeys(); err != nil {
+		return err
+	}
+	d, err := repo.Delegation(req.Role)
+	if err != nil {
+		return err
+	}
+	if err := online.CheckResponsesProduction(d, resps, *dev); err != nil {
+		return err
 	}
 	ks, err := cli.OpenKeys(ctx, []string{repo.Config.OnlineKey}, prompter(stderr))
 	if err != nil {

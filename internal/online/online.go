@@ -155,6 +155,9 @@ func CreateBundle(repo *tuf.Repository, o BundleOptions) (*Bundle, error) {
 	if _, err := req.Payload(); err != nil {
 		return nil, err
 	}
+	if err := req.CheckUniqueKeys(); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -252,6 +255,9 @@ func OpenBundle(bundleDir string) (*tuf.Request, *bundle.Manifest, error) {
 func Sign(req *tuf.Request, keys []hsm.Signer, now time.Time) (*tuf.Response, error) {
 	p, err := req.Payload()
 	if err != nil {
+		return nil, err
+	}
+	if err := req.CheckUniqueKeys(); err != nil {
 		return nil, err
 	}
 	d, _, err := req.Delegation(nil, now)
