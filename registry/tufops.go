@@ -157,7 +157,7 @@ func findRole(r *tuf.Repository, target string) (string, error) {
 			return rr.Name, nil
 		}
 	}
-	return "", fmt.Errorf("no role is delegated %s: delegate the package's path with airlock delegate --paths '%s/*'", target, path.Dir(path.Dir(target)))
+	return "", fmt.Errorf("no role is delegated %s: delegate the package's path with airlock delegate --paths '%s/*'", target, path.Dir(target))
 }
 
 func (TUFReleaser) Bundle(repo map[string][]byte, role, target string, tarball, provenance []byte, now time.Time) (map[string][]byte, error) {

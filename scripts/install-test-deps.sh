@@ -14,6 +14,7 @@ packages=(
   dosfstools mtools e2fsprogs xorriso fdisk
   tmux
   python3-pytest faketime
+  postgresql
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -39,4 +40,9 @@ fi
 # Node peers used by the interoperability tests (tuf-js, @ngraveio/bc-ur).
 if [[ -f test/interop/package.json ]]; then
   (cd test/interop && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# Upstream registry of the registry gate's tests: Verdaccio 6.8.0, pinned.
+if [[ -f test/registry/package.json ]]; then
+  (cd test/registry && npm ci --no-audit --no-fund --loglevel=error)
 fi
