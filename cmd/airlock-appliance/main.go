@@ -13,7 +13,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -80,15 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return cli.Exit("airlock-appliance", stderr, cli.Usagef("unknown command %q (commands: review, sign, init-state)", args[0]))
 }
 
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+func version() string { return cli.Version(Version) }
 
 // parseInterleaved parses flags that may come before or after positional
 // arguments.

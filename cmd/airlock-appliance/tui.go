@@ -18,6 +18,7 @@ import (
 	"airlock.dev/airlock/tui"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"golang.org/x/term"
 )
 
 const tuiUsage = `usage: airlock-appliance --state DIR --key URI... [--out DIR] [--dev]
@@ -59,6 +60,9 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&keys, "key", "key URI of a holder (repeat)")
 	if err := cli.Parse(fs, args); err != nil {
 		return err
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) || !term.IsTerminal(int(os.Stdout.Fd())) {
+		return errors.New("the terminal ui needs a terminal on stdin and stdout: start it on the console, or use airlock-appliance sign for a scripted ceremony")
 	}
 	var status tui.Status
 	if *demo {

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime/debug"
 	"sort"
 	"strings"
 
@@ -96,12 +95,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return cli.Exit("airlock "+args[0], stderr, cmd(ctx, args[1:], stdout, stderr))
 }
 
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
-	}
-	return "(devel)"
-}
+func version() string { return cli.Version(Version) }

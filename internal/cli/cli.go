@@ -76,16 +76,26 @@ func NewFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)
 		fmt.Fprintln(stderr, "\nflags:")
+		fs.SetOutput(stderr)
 		fs.PrintDefaults()
 	}
 	return fs
 }
 
-// Parse parses args, turning flag errors into usage errors.
+// Parse parses args, turning flag errors into usage errors. The flag
+// package's own messages are silenced so a mistake is reported once (by
+// Exit); -h prints the usage text with every flag.
 func Parse(fs *flag.FlagSet, args []string) error {
+	out, usage := fs.Output(), fs.Usage
 	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = usage
 	if errors.Is(err, flag.ErrHelp) {
+		if usage != nil {
+			usage()
+		}
 		return err
 	}
 	if err != nil {
