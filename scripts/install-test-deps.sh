@@ -42,7 +42,3 @@ if [[ -f test/interop/package.json ]]; then
   (cd test/interop && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# Upstream registry of the registry gate's tests: Verdaccio 6.8.0, pinned.
-if [[ -f test/registry/package.json ]]; then
-  (cd test/registry && npm ci --no-audit --no-fund --loglevel=error)
-fi
