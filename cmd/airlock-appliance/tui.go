@@ -61,8 +61,10 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
-	if !term.IsTerminal(int(os.Stdin.Fd())) || !term.IsTerminal(int(os.Stdout.Fd())) {
-		return errors.New("the terminal ui needs a terminal on stdin and stdout: start it on the console, or use airlock-appliance sign for a scripted ceremony")
+	// The screen itself is drawn on /dev/tty; stdout may be redirected to a
+	// log, but the keys must come from a terminal.
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return errors.New("the terminal ui needs a terminal on stdin: start it on the console, or use airlock-appliance sign for a scripted ceremony")
 	}
 	var status tui.Status
 	if *demo {

@@ -96,8 +96,14 @@ func RunSignerTests(t *testing.T, newSigner func(t *testing.T) hsm.Signer) {
 	})
 	t.Run("RefusesWrongDigest", func(t *testing.T) {
 		s := newSigner(t)
-		if _, ok := s.Public().(*ecdsa.PublicKey); !ok {
-			t.Skip("digest checks apply to ECDSA keys")
+		if _, ok := s.Public().(ed25519.PublicKey); ok {
+			// Ed25519 signs the message itself; a SHA-256 digest request
+			// is a caller mistake the signer must not paper over.
+			d := sha256.Sum256([]byte("x"))
+			if _, err := s.Sign(rand.Reader, d[:], crypto.SHA256); err == nil {
+				t.Error("Ed25519 key signed a SHA-256 prehash")
+			}
+			return
 		}
 		if _, err := s.Sign(rand.Reader, make([]byte, 20), crypto.SHA256); err == nil {
 			t.Error("20-byte digest with SHA256 accepted")
