@@ -106,6 +106,28 @@ type Prompter interface {
 	Touch(ctx context.Context, uri URI) (done func())
 }
 
+// TouchRequest describes a touch the device waits for.
+type TouchRequest struct {
+	URI URI
+	// Holder is the person whose key waits, "" if unknown.
+	Holder string
+}
+
+// HolderTouchPrompter is a Prompter whose touch prompt can name the holder
+// as well as the key, so that a holder touches only for their own key.
+type HolderTouchPrompter interface {
+	Prompter
+	TouchFor(ctx context.Context, req TouchRequest) (done func())
+}
+
+// AskTouch raises p's touch prompt for req, naming the holder when p can.
+func AskTouch(ctx context.Context, p Prompter, req TouchRequest) (done func()) {
+	if hp, ok := p.(HolderTouchPrompter); ok {
+		return hp.TouchFor(ctx, req)
+	}
+	return p.Touch(ctx, req.URI)
+}
+
 // Errors callers branch on.
 var (
 	// ErrNotFound means no device or key answers to the URI.

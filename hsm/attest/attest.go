@@ -40,6 +40,10 @@ type Options struct {
 	// YubicoIntermediates adds intermediates (the shipped ones are always
 	// available when YubicoRoots is nil).
 	YubicoIntermediates *x509.CertPool
+	// PIVRoots are PIV attestation roots trusted besides Yubico's (or
+	// YubicoRoots): an organisation's own, or another PIV vendor's whose
+	// slot attestations carry the same extensions. A refusal names them.
+	PIVRoots []*x509.Certificate
 	// TPMAttestationKeys are the public keys of attestation keys trusted to
 	// certify TPM-resident keys (for example the appliance's own AK recorded
 	// when the appliance was provisioned).

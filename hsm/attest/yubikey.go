@@ -148,6 +148,17 @@ func verifyYubiKey(att *hsm.Attestation, pub crypto.PublicKey, opts Options) (*F
 			inters.AddCert(c)
 		}
 	}
+	trusted := "yubico's shipped piv attestation roots"
+	if opts.YubicoRoots != nil {
+		trusted = "the yubico roots given"
+	}
+	if len(opts.PIVRoots) > 0 {
+		roots = roots.Clone()
+		for _, r := range opts.PIVRoots {
+			roots.AddCert(r)
+			trusted += fmt.Sprintf(", %q", r.Subject.String())
+		}
+	}
 	inters.AddCert(device)
 	chains, err := slot.Verify(x509.VerifyOptions{
 		Roots:         roots,
@@ -155,7 +166,8 @@ func verifyYubiKey(att *hsm.Attestation, pub crypto.PublicKey, opts Options) (*F
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("yubikey attestation: the card's attestation certificate does not chain to a trusted yubico root: %w", err)
+		return nil, fmt.Errorf("yubikey attestation: the chain slot %s <- card %q issued by %q reaches no trusted root (trusted: %s): %w",
+			slotName(slot), device.Subject.String(), device.Issuer.String(), trusted, err)
 	}
 	var chain []*x509.Certificate
 	for _, c := range chains {
@@ -207,4 +219,12 @@ func verifyYubiKey(att *hsm.Attestation, pub crypto.PublicKey, opts Options) (*F
 		return nil, errors.New("yubikey attestation: the slot certificate lacks yubico's firmware, serial or policy extension")
 	}
 	return f, nil
+}
+
+// slotName names a slot attestation certificate by its subject.
+func slotName(c *x509.Certificate) string {
+	if c.Subject.CommonName != "" {
+		return fmt.Sprintf("%q", c.Subject.CommonName)
+	}
+	return fmt.Sprintf("%q", c.Subject.String())
 }

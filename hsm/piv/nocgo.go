@@ -23,3 +23,12 @@ func List(context.Context) ([]Card, error) { return nil, errNoSupport }
 
 // Enroll fails: this build has no PC/SC support.
 func Enroll(context.Context, uint32, EnrollOptions) (*Enrollment, error) { return nil, errNoSupport }
+
+// ReadStatus fails: this build has no PC/SC support.
+func ReadStatus(context.Context, uint32) (*Status, error) { return nil, errNoSupport }
+
+// ChangePIN fails: this build has no PC/SC support.
+func ChangePIN(context.Context, uint32, []byte, []byte) error { return errNoSupport }
+
+// UnblockPIN fails: this build has no PC/SC support.
+func UnblockPIN(context.Context, uint32, []byte, []byte) error { return errNoSupport }

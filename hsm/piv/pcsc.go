@@ -131,6 +131,14 @@ func probeReader(ctx C.SCARDCONTEXT, reader string) (Card, error) {
 		return Card{}, fmt.Errorf("reading serial: %v", err)
 	}
 	card.Serial = binary.BigEndian.Uint32(s)
+	if v[0] > 5 || (v[0] == 5 && v[1] >= 3) {
+		// PIN metadata: 06 02 TOTAL LEFT.
+		if md, err := transmit(h, []byte{0x00, 0xf7, 0x00, 0x80, 0x00}); err == nil {
+			if c, ok := findField(md, 0x06); ok && len(c) == 2 {
+				card.PINRetriesTotal = int(c[0])
+			}
+		}
+	}
 	return card, nil
 }
 

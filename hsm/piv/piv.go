@@ -47,6 +47,9 @@ type Card struct {
 	Serial uint32
 	// Firmware is the version the PIV applet reports ("5.7.2").
 	Firmware string
+	// PINRetriesTotal is the PIN counter's maximum (0 when the card does
+	// not say: firmware before 5.3).
+	PINRetriesTotal int `json:"-"`
 }
 
 // EnrollOptions control Enroll.
@@ -107,3 +110,6 @@ func slotName(s string) (string, error) {
 	}
 	return s, nil
 }
+
+// maxPINLen is the longest PIN or PUK a PIV card takes.
+const maxPINLen = 8

@@ -66,8 +66,9 @@ type recorder struct {
 	hsmtest.ScriptedPrompter
 	mu      sync.Mutex
 	events  []string
-	touched chan struct{} // closed at the first touch prompt
-	once    sync.Once
+	touched  chan struct{} // closed at the first touch prompt
+	once     sync.Once
+	touchFor []hsm.TouchRequest
 }
 
 func newRecorder(p ...[]byte) *recorder {
@@ -92,6 +93,20 @@ func (r *recorder) Touch(ctx context.Context, u hsm.URI) func() {
 		r.events = append(r.events, "touched")
 		r.mu.Unlock()
 	}
+}
+
+// TouchFor records whom the touch prompt names.
+func (r *recorder) TouchFor(ctx context.Context, req hsm.TouchRequest) func() {
+	r.mu.Lock()
+	r.touchFor = append(r.touchFor, req)
+	r.mu.Unlock()
+	return r.Touch(ctx, req.URI)
+}
+
+func (r *recorder) TouchRequests() []hsm.TouchRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]hsm.TouchRequest(nil), r.touchFor...)
 }
 
 func (r *recorder) Events() []string {
@@ -209,9 +224,15 @@ func TestEnrollSignAttest(t *testing.T) {
 		t.Errorf("prompts (-want +got):\n%s", d)
 	}
 	// The second prompt follows a good PIN in the same card session, where
-	// the card answers "verified" instead of a count: shown as -1.
-	if d := cmp.Diff([]int{3, -1}, p.Retries()); d != "" {
+	// the card answers "verified" instead of a count: the counter is full,
+	// and the prompt says so rather than nothing.
+	if d := cmp.Diff([]int{3, 3}, p.Retries()); d != "" {
 		t.Errorf("retries shown (-want +got):\n%s", d)
+	}
+	// Both touch prompts name the holder and the key.
+	wantTouch := hsm.TouchRequest{URI: e.URI, Holder: "Alice Example"}
+	if d := cmp.Diff([]hsm.TouchRequest{wantTouch, wantTouch}, p.TouchRequests()); d != "" {
+		t.Errorf("touch prompts (-want +got):\n%s", d)
 	}
 
 	roots := x509.NewCertPool()

@@ -31,7 +31,6 @@ func init() { hsm.Register(hsm.KindYubiKey, open) }
 const (
 	mgmtKeyLen   = 24 // AES-192 from firmware 5.4, 3DES before; piv-go's metadata stores 24 bytes
 	certValidity = 20 * 365 * 24 * time.Hour
-	maxPINLen    = 8
 )
 
 // List returns the PIV cards present, ordered by serial.
@@ -49,31 +48,20 @@ func List(ctx context.Context) ([]Card, error) {
 
 // openCard finds the card with this serial and opens it exclusively.
 func openCard(serial uint32) (*pivgo.YubiKey, Card, error) {
-	cards, busy, err := probe()
+	card, err := findCard(serial)
 	if err != nil {
-		return nil, Card{}, fmt.Errorf("yubikey %d: %w", serial, err)
+		return nil, Card{}, err
 	}
-	var found []Card
-	for _, c := range cards {
-		if c.Serial == serial {
-			found = append(found, c)
-		}
-	}
-	switch {
-	case len(found) > 1:
-		return nil, Card{}, fmt.Errorf("yubikey %d: %d cards answer with this serial; remove all but one", serial, len(found))
-	case len(found) == 0 && len(busy) > 0:
-		return nil, Card{}, fmt.Errorf("yubikey %d not found; readers %q are in use by another program: close it and try again: %w", serial, busy, hsm.ErrNotFound)
-	case len(found) == 0:
-		return nil, Card{}, fmt.Errorf("yubikey %d not found: insert the key and try again: %w", serial, hsm.ErrNotFound)
-	}
-	card := found[0]
 	yk, err := pivgo.Open(card.Reader)
 	if err != nil {
 		return nil, Card{}, fmt.Errorf("yubikey %d in %q: %w", serial, card.Reader, classify(err))
 	}
 	got, err := yk.Serial()
-	if err != nil || got != serial {
+	if err != nil {
+		yk.Close()
+		return nil, Card{}, fmt.Errorf("yubikey %d in %q: reading the serial: %w", serial, card.Reader, classify(err))
+	}
+	if got != serial {
 		yk.Close()
 		return nil, Card{}, fmt.Errorf("yubikey %d: the card in %q changed while it was opened; try again: %w", serial, card.Reader, hsm.ErrNotFound)
 	}
@@ -91,6 +79,7 @@ type Signer struct {
 	att      *hsm.Attestation
 	pinPol   pivgo.PINPolicy
 	touchPol pivgo.TouchPolicy
+	pinTotal int // the PIN counter's maximum, 0 when unknown
 
 	mu sync.Mutex
 	yk *pivgo.YubiKey // nil once the card went away; reopened by the next Sign
@@ -116,7 +105,7 @@ func open(ctx context.Context, uri hsm.URI, p hsm.Prompter) (hsm.Signer, error) 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	yk, _, err := openCard(uri.Serial)
+	yk, card, err := openCard(uri.Serial)
 	if err != nil {
 		return nil, err
 	}
@@ -125,6 +114,7 @@ func open(ctx context.Context, uri hsm.URI, p hsm.Prompter) (hsm.Signer, error) 
 		yk.Close()
 		return nil, err
 	}
+	s.pinTotal = card.PINRetriesTotal
 	return s, nil
 }
 
@@ -164,8 +154,12 @@ func newSigner(yk *pivgo.YubiKey, uri hsm.URI, p hsm.Prompter) (*Signer, error) 
 		return nil, fmt.Errorf("%s: %w", uri, err)
 	}
 	var holder string
-	if cert, err := yk.Certificate(slot); err == nil && cert.Subject.CommonName != uri.String() {
+	cert, err := yk.Certificate(slot)
+	switch {
+	case err == nil && cert.Subject.CommonName != uri.String():
 		holder = cert.Subject.CommonName
+	case err != nil && isTransport(err):
+		return nil, fmt.Errorf("%s: reading the slot certificate: %w", uri, classify(err))
 	}
 	return &Signer{
 		uri: uri, slot: slot, prompter: p, pub: pub, holder: holder,
@@ -299,7 +293,7 @@ func (s *Signer) sign(ctx context.Context, yk *pivgo.YubiKey, pinPol pivgo.PINPo
 	var touchDone func()
 	startTouch := func() {
 		if touch && touchDone == nil {
-			touchDone = s.prompter.Touch(ctx, s.uri)
+			touchDone = hsm.AskTouch(ctx, s.prompter, hsm.TouchRequest{URI: s.uri, Holder: s.holder})
 		}
 	}
 	prompt := func() (string, error) {
@@ -310,6 +304,10 @@ func (s *Signer) sign(ctx context.Context, yk *pivgo.YubiKey, pinPol pivgo.PINPo
 		case isTransport(err):
 			promptErr = s.notReachable(err)
 			return "", promptErr
+		case s.pinTotal > 0:
+			// The card answered "verified" instead of a count: the PIN
+			// was accepted in this session, so the counter is full.
+			retries = s.pinTotal
 		}
 		if retries == 0 {
 			promptErr = fmt.Errorf("%s: %w: unblock it with the puk or re-enrol the key", s.uri, hsm.ErrPINBlocked)
@@ -412,6 +410,10 @@ func pinError(err error) error {
 // without a status word (what a reader returns for a card pulled mid
 // command) is recognised by piv-go's message for it.
 func isTransport(err error) bool {
+	var pe pcscError
+	if errors.As(err, &pe) {
+		return true
+	}
 	for e := err; e != nil; e = errors.Unwrap(e) {
 		if fmt.Sprintf("%T", e) == "*piv.scErr" {
 			return true
@@ -452,67 +454,95 @@ func Enroll(ctx context.Context, serial uint32, opts EnrollOptions) (*Enrollment
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	yk, _, err := openCard(serial)
+	yk, card, err := openCard(serial)
 	if err != nil {
 		return nil, fmt.Errorf("enrol: %w", err)
 	}
-	e, err := enroll(ctx, yk, uri, opts)
+	// Step 1 (piv-go): check the slot, verify the PIN, settle the
+	// management key.
+	pin, mgmt, stored, err := prepare(ctx, yk, uri, opts)
+	yk.Close()
+	if err != nil {
+		return nil, fmt.Errorf("enrol %s: %w", uri, err)
+	}
+	defer clear(mgmt)
+	// Step 2 (raw session): tell ykman and other tools the key is stored
+	// PIN-protected on the card.
+	if stored {
+		if err := markManagementKeyProtected(card.Reader, serial, mgmt); err != nil {
+			return nil, fmt.Errorf("enrol %s: %w", uri, classify(err))
+		}
+	}
+	// Step 3 (piv-go): generate, certify, read back.
+	yk, card, err = openCard(serial)
+	if err != nil {
+		return nil, fmt.Errorf("enrol %s: %w", uri, err)
+	}
+	e, err := generate(ctx, yk, uri, opts, pin, mgmt)
 	if err != nil {
 		yk.Close()
 		return nil, fmt.Errorf("enrol %s: %w", uri, err)
 	}
+	e.Signer.(*Signer).pinTotal = card.PINRetriesTotal
 	return e, nil
 }
 
-func enroll(ctx context.Context, yk *pivgo.YubiKey, uri hsm.URI, opts EnrollOptions) (*Enrollment, error) {
+// prepare checks the slot (asking before anything in it is destroyed),
+// verifies the PIN and returns it with the management key, and whether that
+// key is the one stored PIN-protected on the card.
+func prepare(ctx context.Context, yk *pivgo.YubiKey, uri hsm.URI, opts EnrollOptions) (pin string, mgmt []byte, stored bool, err error) {
 	slot := pivSlot(uri.Slot)
 	occupied, err := slotOccupied(yk, slot)
 	if err != nil {
-		return nil, err
+		return "", nil, false, err
 	}
 	if occupied {
 		desc := fmt.Sprintf("slot %s of yubikey %d already holds a key", uri.Slot, uri.Serial)
 		if !opts.ReallyOverwriteExistingKey {
-			return nil, fmt.Errorf("%s; enrolling destroys it: pass --really-overwrite-slot to replace it", desc)
+			return "", nil, false, fmt.Errorf("%s; enrolling destroys it: pass --really-overwrite-slot to replace it", desc)
 		}
 		if opts.ConfirmOverwrite == nil {
-			return nil, fmt.Errorf("%s; destroying it needs a typed confirmation of the serial and none can be asked: %w", desc, hsm.ErrCancelled)
+			return "", nil, false, fmt.Errorf("%s; destroying it needs a typed confirmation of the serial and none can be asked: %w", desc, hsm.ErrCancelled)
 		}
 		if err := opts.ConfirmOverwrite(desc); err != nil {
-			return nil, err
+			return "", nil, false, err
 		}
 	}
 
 	retries, err := yk.Retries()
 	if err != nil {
-		return nil, fmt.Errorf("reading pin retries: %w", classify(err))
+		return "", nil, false, fmt.Errorf("reading pin retries: %w", classify(err))
 	}
 	if retries == 0 {
-		return nil, fmt.Errorf("%w: unblock it with the puk first", hsm.ErrPINBlocked)
+		return "", nil, false, fmt.Errorf("%w: unblock it with the puk first (airlock key pin unblock)", hsm.ErrPINBlocked)
 	}
 	pinBytes, err := opts.Prompter.PIN(ctx, hsm.PINRequest{URI: uri, Holder: opts.Holder, Retries: retries})
 	if err != nil {
-		return nil, fmt.Errorf("pin prompt: %w", err)
+		return "", nil, false, fmt.Errorf("pin prompt: %w", err)
 	}
 	if len(pinBytes) == 0 || len(pinBytes) > maxPINLen {
 		clear(pinBytes)
-		return nil, fmt.Errorf("a piv pin is 1 to %d characters, got %d", maxPINLen, len(pinBytes))
+		return "", nil, false, fmt.Errorf("a piv pin is 1 to %d characters, got %d", maxPINLen, len(pinBytes))
 	}
-	pin := string(pinBytes)
+	pin = string(pinBytes)
 	clear(pinBytes)
 	if err := yk.VerifyPIN(pin); err != nil {
 		if e := pinError(err); e != nil {
-			return nil, e
+			return "", nil, false, e
 		}
-		return nil, fmt.Errorf("verifying the pin: %w", classify(err))
+		return "", nil, false, fmt.Errorf("verifying the pin: %w", classify(err))
 	}
-
-	mgmt, err := managementKey(yk, pin, opts.ManagementKey)
+	mgmt, stored, err = managementKey(yk, pin, opts.ManagementKey)
 	if err != nil {
-		return nil, err
+		return "", nil, false, err
 	}
-	defer clear(mgmt)
+	return pin, mgmt, stored, nil
+}
 
+// generate makes the key, has it sign its slot certificate and reads the
+// slot back as a Signer.
+func generate(ctx context.Context, yk *pivgo.YubiKey, uri hsm.URI, opts EnrollOptions, pin string, mgmt []byte) (*Enrollment, error) {
+	slot := pivSlot(uri.Slot)
 	pub, err := yk.GenerateKey(mgmt, slot, pivgo.Key{
 		Algorithm:   pivgo.AlgorithmEC256,
 		PINPolicy:   pivgo.PINPolicyAlways,
@@ -569,11 +599,12 @@ func slotOccupied(yk *pivgo.YubiKey, slot pivgo.Slot) (bool, error) {
 }
 
 // managementKey returns the card's management key, replacing the factory
-// default with a random key stored PIN-protected on the card.
-func managementKey(yk *pivgo.YubiKey, pin string, given []byte) ([]byte, error) {
+// default with a random key stored PIN-protected on the card; stored says
+// the key is that stored one (and not one the holder gave).
+func managementKey(yk *pivgo.YubiKey, pin string, given []byte) (key []byte, stored bool, err error) {
 	md, err := yk.Metadata(pin)
 	if err != nil {
-		return nil, fmt.Errorf("reading the pin-protected management key: %w", classify(err))
+		return nil, false, fmt.Errorf("reading the pin-protected management key: %w", classify(err))
 	}
 	var cur []byte
 	switch {
@@ -585,35 +616,36 @@ func managementKey(yk *pivgo.YubiKey, pin string, given []byte) ([]byte, error) 
 		cur = bytes.Clone(pivgo.DefaultManagementKey)
 	}
 	if md.ManagementKey != nil && !bytes.Equal(cur, pivgo.DefaultManagementKey) {
-		return resumeManagementKey(yk, cur)
+		k, err := resumeManagementKey(yk, cur)
+		return k, err == nil, err
 	}
 	if !bytes.Equal(cur, pivgo.DefaultManagementKey) {
 		// A key given by the holder: check it before anything is written.
 		if err := yk.SetManagementKey(cur, cur); err != nil {
 			if status(err) == 0x6982 {
-				return nil, errors.New("the management key given with --management-key does not open the card")
+				return nil, false, errors.New("the management key given with --management-key does not open the card")
 			}
-			return nil, fmt.Errorf("checking the given management key: %w", classify(err))
+			return nil, false, fmt.Errorf("checking the given management key: %w", classify(err))
 		}
-		return cur, nil
+		return cur, false, nil
 	}
 	fresh := make([]byte, mgmtKeyLen)
 	if _, err := io.ReadFull(rand.Reader, fresh); err != nil {
-		return nil, fmt.Errorf("making a management key: %w", err)
+		return nil, false, fmt.Errorf("making a management key: %w", err)
 	}
 	// Store first, then switch: if the switch fails the card still opens
 	// with the default key, and the next enrolment replaces it again.
 	md.ManagementKey = &fresh
 	if err := yk.SetMetadata(cur, md); err != nil {
 		if status(err) == 0x6982 {
-			return nil, errors.New(errForeignManagementKey)
+			return nil, false, errors.New(errForeignManagementKey)
 		}
-		return nil, fmt.Errorf("storing the new management key on the card: %w", classify(err))
+		return nil, false, fmt.Errorf("storing the new management key on the card: %w", classify(err))
 	}
 	if err := yk.SetManagementKey(cur, fresh); err != nil {
-		return nil, fmt.Errorf("replacing the default management key: %w", classify(err))
+		return nil, false, fmt.Errorf("replacing the default management key: %w", classify(err))
 	}
-	return bytes.Clone(fresh), nil
+	return bytes.Clone(fresh), true, nil
 }
 
 const errForeignManagementKey = "the card's management key is neither the factory default nor the one stored on the card (another tool set it): give it with --management-key"
@@ -646,13 +678,14 @@ func resumeManagementKey(yk *pivgo.YubiKey, stored []byte) ([]byte, error) {
 // touchSigner raises the touch prompt around each card signature.
 type touchSigner struct {
 	crypto.Signer
-	ctx context.Context
-	p   hsm.Prompter
-	uri hsm.URI
+	ctx    context.Context
+	p      hsm.Prompter
+	uri    hsm.URI
+	holder string
 }
 
 func (t touchSigner) Sign(rnd io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
-	done := t.p.Touch(t.ctx, t.uri)
+	done := hsm.AskTouch(t.ctx, t.p, hsm.TouchRequest{URI: t.uri, Holder: t.holder})
 	defer done()
 	return t.Signer.Sign(rnd, digest, opts)
 }
@@ -674,7 +707,7 @@ func selfSigned(ctx context.Context, uri hsm.URI, opts EnrollOptions, pub *ecdsa
 		NotAfter:     now.Add(certValidity),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, touchSigner{Signer: priv, ctx: ctx, p: opts.Prompter, uri: uri})
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, touchSigner{Signer: priv, ctx: ctx, p: opts.Prompter, uri: uri, holder: opts.Holder})
 	if err != nil {
 		if e := pinError(err); e != nil {
 			return nil, fmt.Errorf("signing the slot certificate: %w", e)

@@ -136,17 +136,27 @@ func (p TerminalPrompter) PIN(_ context.Context, req hsm.PINRequest) ([]byte, er
 }
 
 // Touch implements hsm.Prompter.
-func (p TerminalPrompter) Touch(_ context.Context, uri hsm.URI) func() {
+func (p TerminalPrompter) Touch(ctx context.Context, uri hsm.URI) func() {
+	return p.TouchFor(ctx, hsm.TouchRequest{URI: uri})
+}
+
+// TouchFor implements hsm.HolderTouchPrompter: the prompt names the holder
+// and the key.
+func (p TerminalPrompter) TouchFor(_ context.Context, req hsm.TouchRequest) func() {
 	out := p.Out
 	if out == nil {
 		out = os.Stderr
 	}
-	fmt.Fprintf(out, "touch the key %s now (it is blinking)\n", uri)
+	if req.Holder != "" {
+		fmt.Fprintf(out, "%s: touch your key %s now (it is blinking)\n", req.Holder, req.URI)
+	} else {
+		fmt.Fprintf(out, "touch the key %s now (it is blinking)\n", req.URI)
+	}
 	start := time.Now()
 	return func() { fmt.Fprintf(out, "touched after %.1fs\n", time.Since(start).Seconds()) }
 }
 
-var _ hsm.Prompter = TerminalPrompter{}
+var _ hsm.HolderTouchPrompter = TerminalPrompter{}
 
 // OpenKeys opens every key URI.
 func OpenKeys(ctx context.Context, uris []string, p hsm.Prompter) ([]hsm.Signer, error) {

@@ -26,3 +26,7 @@ func readSecret(tty *os.File, prompt string) ([]byte, error) {
 	fmt.Fprintln(tty)
 	return pin, err
 }
+
+// ReadSecret asks for a secret on tty with echo off before the prompt is
+// shown.
+func ReadSecret(tty *os.File, prompt string) ([]byte, error) { return readSecret(tty, prompt) }

@@ -60,6 +60,7 @@ const (
 	maxChainedLen = 4 * 1024 // command chaining cap
 	maxLeShort    = 256
 	defaultRetry  = 3
+	maxTrace      = 4096 // commands remembered for Commands
 	cachedTouch   = 15 * time.Second
 )
 
@@ -126,6 +127,9 @@ type Card struct {
 	sess         session
 	lastTouch    time.Time
 	signs, apdus int
+	trace        []string
+	pullIn       int
+	pullKind     Fault
 }
 
 type session struct {
@@ -285,6 +289,9 @@ func withSW(data []byte, code int) []byte { return append(append([]byte(nil), da
 func (c *Card) Process(apdu []byte) []byte {
 	c.mu.Lock()
 	c.apdus++
+	if len(c.trace) < maxTrace {
+		c.trace = append(c.trace, CommandName(apdu))
+	}
 	if len(apdu) < 4 {
 		c.mu.Unlock()
 		return sw(swWrongLength)
@@ -513,6 +520,10 @@ func (c *Card) metadata(p2 byte) ([]byte, int) {
 		b = appendTLV(b, 0x01, []byte{0xff})
 		b = appendTLV(b, 0x02, []byte{0x00, 0x00})
 		b = appendTLV(b, 0x06, []byte{byte(c.maxRetries), byte(c.pinRetries)})
+	case slotPUK:
+		b = appendTLV(b, 0x01, []byte{0xff})
+		b = appendTLV(b, 0x02, []byte{0x00, 0x00})
+		b = appendTLV(b, 0x06, []byte{byte(c.maxRetries), byte(c.pukRetries)})
 	default:
 		k := c.keys[p2]
 		if k == nil {

@@ -120,7 +120,16 @@ func (c *Card) serve(conn net.Conn, atr chan struct{}) {
 				continue
 			}
 		} else {
+			pull := c.takePull()
+			if pull == PullBefore {
+				c.Remove()
+				return
+			}
 			resp = c.Process(buf[:n])
+			if pull == PullAfter {
+				c.Remove()
+				return
+			}
 		}
 		frame := binary.BigEndian.AppendUint16(nil, uint16(len(resp)))
 		if _, err := conn.Write(append(frame, resp...)); err != nil {

@@ -41,8 +41,10 @@ const (
 	readyWithin = 20 * time.Second
 	stopWithin  = 10 * time.Second
 	pollEvery   = 20 * time.Millisecond
-	portBase    = 20000
-	portSpan    = 12000
+	// replugWithin is how long Replug waits for pcscd to see a card back.
+	replugWithin = time.Second
+	portBase     = 20000
+	portSpan     = 12000
 	// Readers is how many vpcd readers an Env has (vpcd opens two per port).
 	Readers = 2
 )
@@ -90,6 +92,7 @@ func Start(t testing.TB) *Env {
 	e.cmd = exec.Command(pcscdPath, "--foreground", "--config", conf)
 	e.cmd.Stdout = e.log
 	e.cmd.Stderr = e.log
+	dieWithTest(e.cmd)
 	if err := e.cmd.Start(); err != nil {
 		t.Fatalf("starting pcscd: %v", err)
 	}
@@ -143,6 +146,47 @@ func (e *Env) Insert(t testing.TB, card *pivemu.Card, reader int) {
 		t.Fatalf("vpcd never asked card %d for its ATR; pcscd log:\n%s", card.Serial(), e.log)
 	}
 	e.waitFor(t, card.Serial(), true)
+}
+
+// Replug puts card back into reader i after a test pulled it out. When
+// pcscd cleans up a connection a dead process left open on the pulled card
+// it resets the reader, which vpcd cannot do without a card, and pcscd then
+// misses the next insertion into that reader. Replug inserts the card and,
+// if pcscd has not seen it within a second, pulls it and inserts it again,
+// as a holder would.
+func (e *Env) Replug(t testing.TB, card *pivemu.Card, reader int) {
+	t.Helper()
+	if reader < 0 || reader >= Readers {
+		t.Fatalf("reader %d: want 0 to %d", reader, Readers-1)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(e.Ports[reader]))
+	if err := card.Insert(addr); err != nil {
+		t.Fatalf("inserting card %d: %v", card.Serial(), err)
+	}
+	deadline := time.Now().Add(replugWithin)
+	for time.Now().Before(deadline) {
+		if e.present(card.Serial()) {
+			return
+		}
+		time.Sleep(pollEvery)
+	}
+	t.Logf("pcscd missed card %d coming back; pulling it and inserting it again", card.Serial())
+	card.Remove()
+	time.Sleep(replugWithin)
+	e.Insert(t, card, reader)
+}
+
+func (e *Env) present(serial uint32) bool {
+	cards, err := piv.List(context.Background())
+	if err != nil {
+		return false
+	}
+	for _, c := range cards {
+		if c.Serial == serial {
+			return true
+		}
+	}
+	return false
 }
 
 // Remove pulls card out and waits until pcscd has noticed.
