@@ -40,8 +40,12 @@ type Repository struct {
 
 // RepoConfig is airlock-repo.json.
 type RepoConfig struct {
-	Format           int    `json:"airlock_repo"`
-	OnlineKey        string `json:"online_key"`
+	Format    int    `json:"airlock_repo"`
+	OnlineKey string `json:"online_key"`
+	// KeyPathsRelative says a software key's file in OnlineKey is relative
+	// to this file's folder. Configurations written before it was added
+	// name files relative to wherever airlock init ran.
+	KeyPathsRelative bool   `json:"key_paths_relative,omitempty"`
 	SnapshotExpires  string `json:"snapshot_expires"`
 	TimestampExpires string `json:"timestamp_expires"`
 }
@@ -138,9 +142,14 @@ func Init(dir string, o InitOptions) (*Repository, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "targets"), 0o755); err != nil {
 		return nil, err
 	}
+	online, err := storedKeyURI(dir, o.Online.URI())
+	if err != nil {
+		return nil, err
+	}
 	r := &Repository{Dir: dir, Config: RepoConfig{
 		Format:           1,
-		OnlineKey:        o.Online.URI().String(),
+		OnlineKey:        online,
+		KeyPathsRelative: true,
 		SnapshotExpires:  o.SnapshotExpires.String(),
 		TimestampExpires: o.TimestampExpires.String(),
 	}}
@@ -239,6 +248,40 @@ func OpenRepository(dir string) (*Repository, error) {
 		return nil, fmt.Errorf("%s: format %d is not supported", repoConfigName, r.Config.Format)
 	}
 	return r, nil
+}
+
+// storedKeyURI is how airlock-repo.json in dir names a key: a software
+// key's file relative to dir (so the repository can move and commands can
+// run from anywhere), any other key by its URI.
+func storedKeyURI(dir string, u hsm.URI) (string, error) {
+	if u.Kind != hsm.KindFile {
+		return u.String(), nil
+	}
+	absDir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	absKey, err := filepath.Abs(u.Path)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(absDir, absKey)
+	if err != nil {
+		rel = absKey
+	}
+	return hsm.URI{Kind: hsm.KindFile, Path: filepath.ToSlash(rel)}.String(), nil
+}
+
+// OnlineKeyURI is the online key's URI, a software key's file resolved
+// against the repository folder (where airlock-repo.json names it
+// relative to itself).
+func (r *Repository) OnlineKeyURI() string {
+	u, err := hsm.ParseURI(r.Config.OnlineKey)
+	if err != nil || u.Kind != hsm.KindFile || filepath.IsAbs(u.Path) || !r.Config.KeyPathsRelative {
+		return r.Config.OnlineKey
+	}
+	u.Path = filepath.Join(r.Dir, filepath.FromSlash(u.Path))
+	return u.String()
 }
 
 func (r *Repository) metaPath(name string) string { return filepath.Join(r.Dir, "metadata", name) }

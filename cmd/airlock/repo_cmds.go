@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,7 +19,10 @@ import (
 	"airlock.dev/airlock/tuf"
 )
 
-func prompter(stderr io.Writer) hsm.Prompter { return cli.TerminalPrompter{Out: stderr} }
+// pinFileFlag adds --pin-file to a command that may ask for a PIN.
+func pinFileFlag(fs *flag.FlagSet) *string {
+	return fs.String("pin-file", "", "automation only: file whose first line is the PIN of every key asked for (default $"+pinFileEnv+")")
+}
 
 func durationFlag(name, v string) (time.Duration, error) {
 	d, err := cli.ParseDuration(v)
@@ -30,6 +34,7 @@ func durationFlag(name, v string) (time.Duration, error) {
 
 func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("airlock init", "usage: airlock init --repo DIR --root-key URI... --targets-key URI... --online-key URI\n", stderr)
+	pinFile := pinFileFlag(fs)
 	repo := fs.String("repo", "", "repository folder to create")
 	var rootKeys, targetsKeys cli.List
 	fs.Var(&rootKeys, "root-key", "root key URI (repeat)")
@@ -44,11 +49,14 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	p, err := keyPrompter(*pinFile, stderr)
+	if err != nil {
+		return err
+	}
 	if *repo == "" || len(rootKeys) == 0 || len(targetsKeys) == 0 || *onlineKey == "" {
 		return cli.Usagef("--repo, --root-key, --targets-key and --online-key are required")
 	}
 	o := tuf.InitOptions{RootThreshold: *rootT, TargetsThreshold: *targetsT}
-	var err error
 	for _, p := range []struct {
 		name, v string
 		d       *time.Duration
@@ -57,13 +65,13 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	if o.Root, err = cli.OpenKeys(ctx, rootKeys, prompter(stderr)); err != nil {
+	if o.Root, err = cli.OpenKeys(ctx, rootKeys, p); err != nil {
 		return err
 	}
-	if o.Targets, err = cli.OpenKeys(ctx, targetsKeys, prompter(stderr)); err != nil {
+	if o.Targets, err = cli.OpenKeys(ctx, targetsKeys, p); err != nil {
 		return err
 	}
-	ks, err := cli.OpenKeys(ctx, []string{*onlineKey}, prompter(stderr))
+	ks, err := cli.OpenKeys(ctx, []string{*onlineKey}, p)
 	if err != nil {
 		return err
 	}
@@ -78,7 +86,7 @@ func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error
 // loadPublicKey reads a key given as a URI (the key or card must be present)
 // or as a file holding a TUF public key in JSON (as airlock key public and
 // airlock key enroll print).
-func loadPublicKey(ctx context.Context, s string, stderr io.Writer) (*metadata.Key, error) {
+func loadPublicKey(ctx context.Context, s string, p hsm.Prompter) (*metadata.Key, error) {
 	if strings.HasSuffix(s, ".json") {
 		raw, err := os.ReadFile(s)
 		if err != nil {
@@ -93,7 +101,7 @@ func loadPublicKey(ctx context.Context, s string, stderr io.Writer) (*metadata.K
 		}
 		return &k, nil
 	}
-	ks, err := cli.OpenKeys(ctx, []string{s}, prompter(stderr))
+	ks, err := cli.OpenKeys(ctx, []string{s}, p)
 	if err != nil {
 		return nil, err
 	}
@@ -111,6 +119,7 @@ it is signed at once (development); with --out it becomes a bundle for a
 delegation ceremony on the appliance. Group keys are key ids, or #N for the
 N-th --key (from 1).
 `, stderr)
+	pinFile := pinFileFlag(fs)
 	repoDir := fs.String("repo", "", "repository folder")
 	role := fs.String("role", "", "delegated role name")
 	delegator := fs.String("delegator", metadata.TARGETS, "delegating role")
@@ -126,6 +135,10 @@ N-th --key (from 1).
 	out := fs.String("out", "", "write a bundle for the appliance instead of signing")
 	expires := fs.String("expires", "90d", "expiry of the new delegating version")
 	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	p, err := keyPrompter(*pinFile, stderr)
+	if err != nil {
 		return err
 	}
 	if *repoDir == "" || *role == "" {
@@ -158,7 +171,7 @@ N-th --key (from 1).
 		spec := tuf.DelegationSpec{Name: *role, Threshold: *threshold, Paths: paths, Terminating: *terminating}
 		var ids []string
 		for _, k := range keys {
-			pk, err := loadPublicKey(ctx, k, stderr)
+			pk, err := loadPublicKey(ctx, k, p)
 			if err != nil {
 				return err
 			}
@@ -203,7 +216,7 @@ N-th --key (from 1).
 		fmt.Fprintf(stderr, "airlock delegate: wrote bundle %s for %s version %d\n", *out, *delegator, next.Signed.Version)
 		return nil
 	}
-	signers, err := cli.OpenKeys(ctx, signKeys, prompter(stderr))
+	signers, err := cli.OpenKeys(ctx, signKeys, p)
 	if err != nil {
 		return err
 	}
@@ -214,7 +227,7 @@ N-th --key (from 1).
 	if err := tuf.SignAll(next, d, signers); err != nil {
 		return err
 	}
-	ks, err := cli.OpenKeys(ctx, []string{repo.Config.OnlineKey}, prompter(stderr))
+	ks, err := cli.OpenKeys(ctx, []string{repo.OnlineKeyURI()}, p)
 	if err != nil {
 		return err
 	}
@@ -303,11 +316,16 @@ func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 func cmdSign(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("airlock sign", "usage: airlock sign --key URI... BUNDLE --out RESPONSE\n\nDevelopment signing of a request; the appliance is the production path.\n", stderr)
+	pinFile := pinFileFlag(fs)
 	var keys cli.List
 	fs.Var(&keys, "key", "key URI (repeat)")
 	out := fs.String("out", "", "response file to write")
 	args = moveFlagsFirst(args)
 	if err := cli.Parse(fs, args); err != nil {
+		return err
+	}
+	p, err := keyPrompter(*pinFile, stderr)
+	if err != nil {
 		return err
 	}
 	if len(keys) == 0 || *out == "" || fs.NArg() != 1 {
@@ -322,7 +340,7 @@ func cmdSign(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	signers, err := cli.OpenKeys(ctx, keys, prompter(stderr))
+	signers, err := cli.OpenKeys(ctx, keys, p)
 	if err != nil {
 		return err
 	}
@@ -382,10 +400,15 @@ development keys, or without a ceremony record, are refused unless --dev.
 example:
   airlock combine --repo repo bundle alice.json bob.json
 `, stderr)
+	pinFile := pinFileFlag(fs)
 	repoDir := fs.String("repo", "", "repository folder")
 	dev := fs.Bool("dev", false, "accept responses made with development (software) keys")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := cli.Parse(fs, moveFlagsFirst(args)); err != nil {
+		return err
+	}
+	p, err := keyPrompter(*pinFile, stderr)
+	if err != nil {
 		return err
 	}
 	if *repoDir == "" || fs.NArg() < 2 {
@@ -417,7 +440,7 @@ example:
 	if err := online.CheckResponsesProduction(d, resps, *dev); err != nil {
 		return err
 	}
-	ks, err := cli.OpenKeys(ctx, []string{repo.Config.OnlineKey}, prompter(stderr))
+	ks, err := cli.OpenKeys(ctx, []string{repo.OnlineKeyURI()}, p)
 	if err != nil {
 		return err
 	}

@@ -331,9 +331,10 @@ func TestWrongPINThenBlocked(t *testing.T) {
 	if len(p.Asked) != asked {
 		t.Error("the holder was asked for a PIN although the PIN is blocked")
 	}
-	// Retries shown before each try: the second prompt follows a good PIN in
-	// the same session, where the card does not say (-1).
-	if d := cmp.Diff([]int{3, 2, -1, 2, 1}, p.Retries()); d != "" {
+	// Retries shown before each try: the third prompt follows a good PIN in
+	// the same session, where the card answers "verified" instead of a
+	// count; the counter is then full and the prompt shows it.
+	if d := cmp.Diff([]int{3, 2, 3, 2, 1}, p.Retries()); d != "" {
 		t.Errorf("retries shown (-want +got):\n%s", d)
 	}
 	if card.PINRetries() != 0 || card.Signatures() != 2 {
