@@ -64,8 +64,8 @@ func repeat(p string, n int) [][]byte {
 // recorder is a Prompter that logs PIN and touch prompts in order.
 type recorder struct {
 	hsmtest.ScriptedPrompter
-	mu      sync.Mutex
-	events  []string
+	mu       sync.Mutex
+	events   []string
 	touched  chan struct{} // closed at the first touch prompt
 	once     sync.Once
 	touchFor []hsm.TouchRequest
