@@ -28,7 +28,7 @@ const keyUsage = `usage: airlock key generate --dev --holder NAME [--alg ecdsa-p
            [--really-overwrite-slot] [--management-key HEX|@FILE] [--out KEY.json]
        airlock key enroll --kind tpm [--holder NAME] [--tpm-device DEVICE]
            [--handle 0x81000010] [--pcrs 0,7] [--out KEY.json]
-       airlock key verify-attestation KEY.json [--yubico-roots PEM] [--tpm-ak AK.pem]
+       airlock key verify-attestation KEY.json [--attestation-root PEM] [--yubico-roots PEM] [--tpm-ak AK.pem]
            [--require-hardware] [--require-pin-always] [--require-touch-always] [--json]
        airlock key attestation-key --tpm DEVICE [--out AK.pem]
 
@@ -63,7 +63,9 @@ for automation only, --pin-file FILE (or AIRLOCK_PIN_FILE) gives a file whose
 first line is the PIN.
 
 verify-attestation checks a key's hardware attestation (YubiKey: chain to
-Yubico's roots; TPM: certified by a pinned attestation key) and prints what it
+Yubico's roots, or to a root given with --attestation-root, such as an
+organisation's or another PIV vendor's; TPM: certified by a pinned
+attestation key) and prints what it
 says. It exits 1 with the reason when the attestation or the policy fails.
 
 attestation-key prints the public key (PEM) of the TPM's attestation key, to

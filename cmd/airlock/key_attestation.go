@@ -28,8 +28,9 @@ func keyVerifyAttestation(args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("airlock key verify-attestation", keyUsage, stderr)
 	rootsFile := fs.String("yubico-roots", "", "PEM file of YubiKey attestation roots to trust instead of Yubico's shipped roots")
 	intersFile := fs.String("yubico-intermediates", "", "PEM file of extra YubiKey attestation intermediates")
-	var aks cli.List
+	var aks, extraRoots cli.List
 	fs.Var(&aks, "tpm-ak", "PEM public key of a trusted TPM attestation key (repeat)")
+	fs.Var(&extraRoots, "attestation-root", "PEM file of PIV attestation roots to trust besides Yubico's (repeat)")
 	var pol attest.Policy
 	fs.BoolVar(&pol.RequireHardware, "require-hardware", false, "fail unless the key is attested to live in hardware")
 	fs.BoolVar(&pol.RequirePINAlways, "require-pin-always", false, "fail unless every signature needs the PIN")
@@ -46,7 +47,10 @@ func keyVerifyAttestation(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var opts attest.Options
+	opts, err := attestationOptions(extraRoots)
+	if err != nil {
+		return err
+	}
 	if *rootsFile != "" {
 		if opts.YubicoRoots, err = readCertPool(*rootsFile); err != nil {
 			return err

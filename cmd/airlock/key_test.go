@@ -165,8 +165,19 @@ func TestKeyYubiKey(t *testing.T) {
 				t.Errorf("text output lacks %q:\n%s", want, r.stdout)
 			}
 		}
-		// Without the emulator's CA the chain leads to no trusted root.
-		mustFail(t, 1, "attestation does not verify", "key", "verify-attestation", keyFile, "--require-hardware")
+		// Without the emulator's CA the chain leads to no trusted root; the
+		// refusal names the chain and what was trusted.
+		r = mustFail(t, 1, "attestation does not verify", "key", "verify-attestation", keyFile, "--require-hardware")
+		for _, want := range []string{"reaches no trusted root", `issued by "CN=Airlock Test PIV Attestation Root`, "trusted: yubico's shipped piv attestation roots"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("refusal lacks %q: %s", want, r.stderr)
+			}
+		}
+		// --attestation-root trusts the emulator's CA besides Yubico's roots.
+		r = mustRun(t, "key", "verify-attestation", keyFile, "--attestation-root", rootsPEM, "--require-hardware", "--require-touch-always")
+		if !strings.Contains(r.stdout, "verified to "+ca.Root.Subject.String()) {
+			t.Errorf("verified with --attestation-root:\n%s", r.stdout)
+		}
 	})
 
 	t.Run("overwrite needs the flag", func(t *testing.T) {
