@@ -28,3 +28,21 @@ func TestFileSignerConformance(t *testing.T) {
 		})
 	}
 }
+
+// TestHardwareConformance holds development file keys to hsmtest's table:
+// they sign, have no PIN, touch or removal, and carry no attestation.
+func TestHardwareConformance(t *testing.T) {
+	hsmtest.RunHardwareTests(t, hsm.KindFile, func(t *testing.T) *hsmtest.Device {
+		path := filepath.Join(t.TempDir(), "k.pem")
+		if _, err := hsm.GenerateFileKey(path, hsm.ECDSAP256, "alice", nil); err != nil {
+			t.Fatal(err)
+		}
+		return &hsmtest.Device{Open: func(t *testing.T, _ hsm.Prompter) hsm.Signer {
+			s, err := hsm.LoadFileKey(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		}}
+	})
+}

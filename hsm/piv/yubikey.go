@@ -378,7 +378,7 @@ func (s *Signer) mapSignErr(err error) error {
 		return s.notReachable(err)
 	}
 	if status(err) == 0x6982 {
-		return fmt.Errorf("%s: the yubikey refused to sign: pin or touch not accepted; try again", s.uri)
+		return fmt.Errorf("%s: the yubikey refused to sign: it was not touched in time (or the pin was not accepted); nothing was signed: try again and touch the key when it blinks", s.uri)
 	}
 	return fmt.Errorf("%s: signing: %w", s.uri, err)
 }

@@ -130,6 +130,7 @@ type Card struct {
 	trace        []string
 	pullIn       int
 	pullKind     Fault
+	touchTimeout bool
 }
 
 type session struct {
@@ -674,6 +675,12 @@ func (c *Card) sign(p1, p2 byte, data []byte, pinFresh bool) ([]byte, int) {
 	touch := c.cfg.Touch
 	priv := k.priv
 	digest = append([]byte(nil), digest...)
+	if needTouch && c.touchTimeout {
+		// Nobody touched the key within its timeout: the card refuses
+		// with "security status not satisfied".
+		c.touchTimeout = false
+		return nil, swSecurityStatus
+	}
 	if needTouch {
 		unlocked = true
 		c.mu.Unlock()

@@ -148,3 +148,12 @@ func (c *Card) Object(id uint32) []byte {
 	}
 	return append([]byte(nil), obj...)
 }
+
+// TimeOutNextTouch makes the next operation that waits for a touch fail as
+// when nobody touches the key in time: the card answers 6982 (security
+// status not satisfied) and signs nothing.
+func (c *Card) TimeOutNextTouch() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.touchTimeout = true
+}
