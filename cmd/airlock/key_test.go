@@ -134,8 +134,8 @@ func TestKeyYubiKey(t *testing.T) {
 		if att, err := tuf.Attestation(k); err != nil || att == nil || att.Format != hsm.AttestationYubiKeyPIV {
 			t.Errorf("attestation %+v, %v", att, err)
 		}
-		if !strings.Contains(r.stderr, "touch the key") || !strings.Contains(r.stderr, id) {
-			t.Errorf("stderr lacks the touch prompt or key id:\n%s", r.stderr)
+		if !strings.Contains(r.stderr, "Alice Example: touch your key yubikey:serial=5150001;slot=9c now") || !strings.Contains(r.stderr, id) {
+			t.Errorf("stderr lacks the touch prompt naming holder and key, or the key id:\n%s", r.stderr)
 		}
 		// The same key, read from the card, is the same public key (its
 		// attestation is signed afresh at each read, so the key ID differs).
@@ -285,7 +285,7 @@ func testTPMKey(t *testing.T, dev string) {
 		t.Errorf("key public %s, enrolled %s", got.Value.PublicKey, k.Value.PublicKey)
 	}
 	// The handle is taken now.
-	mustFail(t, 1, "already in use", "key", "enroll", "--kind", "tpm", "--tpm-device", dev, "--pin-file", pinFile)
+	mustFail(t, 1, "choose another with --handle", "key", "enroll", "--kind", "tpm", "--tpm-device", dev, "--pin-file", pinFile)
 }
 
 func TestKeyTPMSimulator(t *testing.T) { testTPMKey(t, tpmtest.Simulator(t)) }

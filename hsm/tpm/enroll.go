@@ -86,7 +86,7 @@ func Enroll(ctx context.Context, dev string, opts EnrollOptions) (*Enrollment, e
 	defer t.Close()
 
 	if _, err := readPublic(t, opts.Handle); err == nil {
-		return nil, fmt.Errorf("handle 0x%08x is already in use; choose another handle or evict that key first", opts.Handle)
+		return nil, fmt.Errorf("handle 0x%08x is already in use (airlock key list shows by what): choose another with --handle, or have the tpm owner evict that key first (tpm2_evictcontrol)", opts.Handle)
 	} else if !errors.Is(err, hsm.ErrNotFound) {
 		return nil, err
 	}
