@@ -25,7 +25,7 @@ const keyUsage = `usage: airlock key generate --dev --holder NAME [--alg ecdsa-p
        airlock key pin change [--serial N] [--pin-file F] [--new-pin-file F]
        airlock key pin unblock [--serial N] [--puk-file F] [--new-pin-file F]
        airlock key enroll --kind yubikey [--holder NAME] [--serial N] [--slot 9c]
-           [--really-overwrite-slot] [--management-key HEX|@FILE] [--out KEY.json]
+           [--really-overwrite-slot [--confirm-serial N]] [--management-key HEX|@FILE] [--out KEY.json]
        airlock key enroll --kind tpm [--holder NAME] [--tpm-device DEVICE]
            [--handle 0x81000010] [--pcrs 0,7] [--out KEY.json]
        airlock key verify-attestation KEY.json [--attestation-root PEM] [--yubico-roots PEM] [--tpm-ak AK.pem]

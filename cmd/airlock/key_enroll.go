@@ -57,6 +57,7 @@ func keyEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	serial := fs.Uint("serial", 0, "yubikey: serial of the card (needed when several are present)")
 	slot := fs.String("slot", "9c", "yubikey: piv slot")
 	overwrite := fs.Bool("really-overwrite-slot", false, "yubikey: destroy the key already in the slot and make a new one")
+	confirmSerial := fs.String("confirm-serial", "", "yubikey, automation only: the card's serial, typed as the confirmation --really-overwrite-slot asks for")
 	mgmtFlag := fs.String("management-key", "", "yubikey: the card's management key when another tool set it: 48 hex digits, or @FILE holding them")
 	tpmDev := fs.String("tpm-device", "", "tpm: device (/dev/tpmrm0, tcp:HOST:PORT or unix:/PATH for swtpm) (default /dev/tpmrm0)")
 	handle := fs.String("handle", fmt.Sprintf("0x%08x", defaultTPMHandle), "tpm: persistent handle for the key")
@@ -85,10 +86,13 @@ func keyEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if merr != nil {
 			return merr
 		}
-		s, err = enrollYubiKey(ctx, uint32(*serial), *slot, *holder, *overwrite, *pinFile, mgmt, stderr)
+		if *confirmSerial != "" && !*overwrite {
+			return cli.Usagef("--confirm-serial goes with --really-overwrite-slot")
+		}
+		s, err = enrollYubiKey(ctx, uint32(*serial), *slot, *holder, *overwrite, *confirmSerial, *pinFile, mgmt, stderr)
 		clear(mgmt)
 	case "tpm":
-		for _, n := range []string{"serial", "slot", "really-overwrite-slot", "management-key"} {
+		for _, n := range []string{"serial", "slot", "really-overwrite-slot", "confirm-serial", "management-key"} {
 			if set[n] {
 				return cli.Usagef("--%s is for --kind yubikey", n)
 			}
@@ -171,7 +175,7 @@ func parseManagementKey(v string) ([]byte, error) {
 	return k, nil
 }
 
-func enrollYubiKey(ctx context.Context, serial uint32, slot, holder string, overwrite bool, pinFile string, mgmt []byte, stderr io.Writer) (hsm.Signer, error) {
+func enrollYubiKey(ctx context.Context, serial uint32, slot, holder string, overwrite bool, confirmSerial, pinFile string, mgmt []byte, stderr io.Writer) (hsm.Signer, error) {
 	if serial == 0 {
 		cards, err := piv.List(ctx)
 		if err != nil {
@@ -220,10 +224,14 @@ func enrollYubiKey(ctx context.Context, serial uint32, slot, holder string, over
 	e, err := piv.Enroll(ctx, serial, piv.EnrollOptions{
 		Holder: holder, Slot: uri.Slot, Prompter: p, ReallyOverwriteExistingKey: overwrite, ManagementKey: mgmt,
 		ConfirmOverwrite: func(desc string) error {
-			if _, auto := p.(*filePrompter); auto {
+			want := strconv.FormatUint(uint64(serial), 10)
+			if confirmSerial != "" {
+				if confirmSerial != want {
+					return fmt.Errorf("--confirm-serial %s is not this card's serial; nothing was changed: %w", confirmSerial, hsm.ErrCancelled)
+				}
 				return nil
 			}
-			return confirmTyped(stderr, fmt.Sprintf("%s. Type the serial number %d to destroy it: ", desc, serial), strconv.FormatUint(uint64(serial), 10))
+			return confirmTyped(stderr, fmt.Sprintf("%s. Type the serial number %d to destroy it: ", desc, serial), want)
 		},
 	})
 	if err != nil {

@@ -92,7 +92,7 @@ func TestKeyStatusAndPINYubiKey(t *testing.T) {
 		airlock(t, "key", "pin", "change", "--pin-file", wrong, "--new-pin-file", newPIN)
 	}
 	mustFail(t, 1, "pin blocked: set a new pin with the puk", "key", "pin", "change", "--pin-file", newPIN, "--new-pin-file", pinFile)
-	mustFail(t, 1, "pin blocked", "key", "enroll", "--kind", "yubikey", "--really-overwrite-slot", "--pin-file", newPIN)
+	mustFail(t, 1, "pin blocked", "key", "enroll", "--kind", "yubikey", "--really-overwrite-slot", "--confirm-serial", "5150003", "--pin-file", newPIN)
 	wrongPUK := writeFile(t, "wrongpuk", "00000000\n", 0o600)
 	puk := writeFile(t, "puk", "12345678\n", 0o600)
 	mustFail(t, 1, "the puk was refused, 2 tries left", "key", "pin", "unblock", "--puk-file", wrongPUK, "--new-pin-file", pinFile)

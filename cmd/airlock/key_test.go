@@ -186,7 +186,12 @@ func TestKeyYubiKey(t *testing.T) {
 		if card.Signatures() != before {
 			t.Error("a refused enrolment used the card")
 		}
-		r := mustRun(t, "key", "enroll", "--kind", "yubikey", "--serial", "5150001", "--holder", "Alice Example", "--really-overwrite-slot", "--pin-file", pinFile)
+		// Destroying the key needs the serial typed, even in automation.
+		mustFail(t, 1, "--confirm-serial 5150002 is not this card's serial", "key", "enroll", "--kind", "yubikey", "--really-overwrite-slot", "--confirm-serial", "5150002", "--pin-file", pinFile)
+		if card.Signatures() != before {
+			t.Error("an unconfirmed overwrite used the card")
+		}
+		r := mustRun(t, "key", "enroll", "--kind", "yubikey", "--serial", "5150001", "--holder", "Alice Example", "--really-overwrite-slot", "--confirm-serial", "5150001", "--pin-file", pinFile)
 		if _, id := parseKey(t, []byte(r.stdout)); id == firstID {
 			t.Error("overwriting enrolment kept the old key")
 		}
@@ -195,12 +200,12 @@ func TestKeyYubiKey(t *testing.T) {
 	t.Run("wrong pin is tried once", func(t *testing.T) {
 		wrong := writeFile(t, "pin", "999999\n", 0o600)
 		before := card.PINRetries()
-		mustFail(t, 1, "wrong pin", "key", "enroll", "--kind", "yubikey", "--really-overwrite-slot", "--pin-file", wrong)
+		mustFail(t, 1, "wrong pin", "key", "enroll", "--kind", "yubikey", "--really-overwrite-slot", "--confirm-serial", "5150001", "--pin-file", wrong)
 		if got := card.PINRetries(); got != before-1 {
 			t.Errorf("retries %d after one wrong pin, want %d", got, before-1)
 		}
 		// The right PIN resets the counter.
-		mustRun(t, "key", "enroll", "--kind", "yubikey", "--really-overwrite-slot", "--pin-file", pinFile)
+		mustRun(t, "key", "enroll", "--kind", "yubikey", "--really-overwrite-slot", "--confirm-serial", "5150001", "--pin-file", pinFile)
 		if got := card.PINRetries(); got != before {
 			t.Errorf("retries %d after the right pin, want %d", got, before)
 		}
