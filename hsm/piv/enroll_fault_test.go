@@ -200,3 +200,33 @@ func checkManagementKeyStored(t *testing.T, card *pivemu.Card) {
 		t.Errorf("object 5fff00 = % x, want % x (ykman: management key stored, pin-protected)", got, want)
 	}
 }
+
+// TestEnrollWritesAdminDataAsYkman: enrolment sets the "management key
+// stored, PIN-protected" flag in ADMIN DATA (5FFF00) the way ykman writes
+// it, keeping what ykman wrote there before (here the PUK-blocked flag and
+// a PIN timestamp), and writes nothing when the flag is already set.
+func TestEnrollWritesAdminDataAsYkman(t *testing.T) {
+	env := pivtest.Start(t)
+	card := newCard(t, pivemu.Config{Serial: 1014})
+	card.PutObjectInsecure(0x5fff00, []byte{0x80, 0x09, 0x81, 0x01, 0x01, 0x83, 0x04, 0x00, 0x00, 0x01, 0x00})
+	env.Insert(t, card, 0)
+	e := enroll(t, card.Serial(), "", newRecorder(pins(testPIN)...))
+	e.Signer.(hsm.Closer).Close()
+	if got, want := card.Object(0x5fff00), []byte{0x80, 0x09, 0x81, 0x01, 0x03, 0x83, 0x04, 0x00, 0x00, 0x01, 0x00}; !bytes.Equal(got, want) {
+		t.Fatalf("5fff00 = % x, want % x (flags 01|02, timestamp kept)", got, want)
+	}
+	card.ResetCommands()
+	e, err := piv.Enroll(context.Background(), card.Serial(), piv.EnrollOptions{
+		Prompter: newRecorder(pins(testPIN)...), ReallyOverwriteExistingKey: true,
+		ConfirmOverwrite: func(string) error { return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Signer.(hsm.Closer).Close()
+	for _, c := range card.Commands() {
+		if c == "PUT DATA 5fff00" {
+			t.Error("a second enrolment rewrote 5fff00 although the flag was set")
+		}
+	}
+}

@@ -157,3 +157,11 @@ func (c *Card) TimeOutNextTouch() {
 	defer c.mu.Unlock()
 	c.touchTimeout = true
 }
+
+// PutObjectInsecure stores a data object's content (inside 53) as another
+// tool would have written it, without the management key. Test-only.
+func (c *Card) PutObjectInsecure(id uint32, content []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.objects[id] = append([]byte(nil), content...)
+}
