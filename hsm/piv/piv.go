@@ -4,8 +4,10 @@
 // Importing the package registers it with hsm.Open for
 // "yubikey:serial=N;slot=9c" URIs. Keys are enrolled with PIN policy
 // "always" and touch policy "always", and the card's factory management key
-// is replaced by a random one kept PIN-protected on the card itself, so no
-// operator ever handles it. Enrolment returns the card's attestation (slot
+// is replaced by a random one kept PIN-protected on the card itself, and
+// flagged so in the ADMIN DATA object (5FFF00) exactly as ykman flags it, so
+// no operator ever handles it and ykman keeps working on the card.
+// Enrolment returns the card's attestation (slot
 // attestation certificate and device attestation certificate), which
 // hsm/attest verifies.
 //
@@ -21,8 +23,11 @@
 //   - destroying an existing key, whatever it is, needs
 //     EnrollOptions.ReallyOverwriteExistingKey and a ConfirmOverwrite that
 //     accepts;
-//   - an enrolment interrupted at any step can be run again (see
-//     resumeManagementKey and docs/hardware.md).
+//   - an enrolment interrupted at any command can be run again (see
+//     resumeManagementKey, docs/hardware.md and
+//     TestEnrollInterruptedAtEveryCommand);
+//   - every prompt shows the tries left, and touch prompts name the holder
+//     and the key (hsm.AskTouch).
 //
 // A Signer is safe for concurrent use; signatures are serialised.
 //
