@@ -53,8 +53,8 @@ type rawSession struct {
 	fw  [3]byte
 }
 
-// openRaw connects to reader, checks that the card there is the one with
-// serial, and selects PIV.
+// openRaw connects to reader, selects PIV and checks that the card there
+// is the one with serial (firmware 5 and later, where PIV tells it).
 func openRaw(reader string, serial uint32) (*rawSession, error) {
 	r := &rawSession{}
 	if err := rcErr(C.SCardEstablishContext(C.SCARD_SCOPE_SYSTEM, nil, nil, &r.ctx)); err != nil {
