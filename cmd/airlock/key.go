@@ -21,7 +21,7 @@ import (
 const keyUsage = `usage: airlock key generate --dev --holder NAME [--alg ecdsa-p256|ed25519] --out FILE
        airlock key public --key URI
        airlock key list [--tpm DEVICE] [--json]
-       airlock key status [--serial N | --tpm DEVICE] [--attestation-root PEM] [--json]
+       airlock key status [--serial N] [--tpm DEVICE] [--attestation-root PEM] [--json]
        airlock key pin change [--serial N] [--pin-file F] [--new-pin-file F]
        airlock key pin unblock [--serial N] [--puk-file F] [--new-pin-file F]
        airlock key enroll --kind yubikey [--holder NAME] [--serial N] [--slot 9c]

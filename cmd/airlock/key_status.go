@@ -73,8 +73,8 @@ type tpmKeyRow struct {
 
 func keyStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := cli.NewFlagSet("airlock key status", keyUsage, stderr)
-	serial := fs.Uint("serial", 0, "only the yubikey with this serial")
-	dev := fs.String("tpm", "", "TPM device: /dev/tpmrm0, tcp:HOST:PORT or unix:/PATH (swtpm) (default /dev/tpmrm0 when present)")
+	serial := fs.Uint("serial", 0, "only the yubikey with this serial (and no tpm unless --tpm is given)")
+	dev := fs.String("tpm", "", "only this TPM device (and no yubikey unless --serial is given): /dev/tpmrm0, tcp:HOST:PORT or unix:/PATH (swtpm) (default: every yubikey, and /dev/tpmrm0 when present)")
 	var roots cli.List
 	fs.Var(&roots, "attestation-root", "PEM file of PIV attestation roots to trust besides Yubico's (repeat)")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
@@ -118,7 +118,7 @@ func keyStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return fmt.Errorf("yubikey %d not found: insert the key and try again (airlock key list shows what is present)", *serial)
 		}
 	}
-	if *serial == 0 {
+	if *serial == 0 || *dev != "" {
 		d := *dev
 		if d == "" {
 			if _, err := os.Stat(tpm.DefaultDevice); err == nil {
