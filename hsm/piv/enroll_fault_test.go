@@ -149,7 +149,7 @@ func enrollChild(serial string) int {
 		fmt.Println("error: bad serial", serial)
 		return 1
 	}
-	p := &hsmtestPrompter{pin: []byte(testPIN)}
+	p := &onePINPrompter{pin: []byte(testPIN)}
 	e, err := piv.Enroll(context.Background(), uint32(n), piv.EnrollOptions{Prompter: p})
 	switch {
 	case err == nil:
@@ -163,14 +163,14 @@ func enrollChild(serial string) int {
 	return 0
 }
 
-// hsmtestPrompter answers every PIN prompt with one PIN.
-type hsmtestPrompter struct{ pin []byte }
+// onePINPrompter answers every PIN prompt with one PIN.
+type onePINPrompter struct{ pin []byte }
 
-func (p *hsmtestPrompter) PIN(context.Context, hsm.PINRequest) ([]byte, error) {
+func (p *onePINPrompter) PIN(context.Context, hsm.PINRequest) ([]byte, error) {
 	return bytes.Clone(p.pin), nil
 }
 
-func (p *hsmtestPrompter) Touch(context.Context, hsm.URI) func() { return func() {} }
+func (p *onePINPrompter) Touch(context.Context, hsm.URI) func() { return func() {} }
 
 func enrollInChild(t *testing.T, serial uint32) string {
 	t.Helper()

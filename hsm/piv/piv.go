@@ -54,7 +54,7 @@ type Card struct {
 	Firmware string
 	// PINRetriesTotal is the PIN counter's maximum (0 when the card does
 	// not say: firmware before 5.3).
-	PINRetriesTotal int `json:"-"`
+	PINRetriesTotal int
 }
 
 // EnrollOptions control Enroll.
