@@ -212,7 +212,7 @@ func trustTPMAttestationKey(ak *ecdsa.PublicKey, certs [][]byte, opts Options) (
 		root := chains[0][len(chains[0])-1]
 		return root.Subject.String(), nil
 	}
-	return "", fmt.Errorf("tpm attestation: attestation key %s is not trusted; pin it (the appliance's attestation key recorded at provisioning) in the tpm attestation keys", fingerprint)
+	return "", fmt.Errorf("tpm attestation: attestation key %s is not trusted: pin it with --tpm-ak (the appliance's attestation key, as airlock key attestation-key printed it at provisioning)", fingerprint)
 }
 
 // TPMAttestationKeyFingerprint names a TPM attestation key as Facts.Issuer
