@@ -2,6 +2,7 @@ package content
 
 import (
 	"fmt"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 )
@@ -26,24 +27,43 @@ const (
 // like (the package's own name and its dependencies' names) or like a
 // popular package without being it is a High confusable-name signal.
 func TextSignals(what, s string, like ...string) []Signal {
+	return newLikeSet(like).signals(what, s)
+}
+
+// likeSet holds the names a piece of text must not imitate, by skeleton,
+// so that checking every dependency against every other stays linear.
+type likeSet map[string][]string
+
+func newLikeSet(names []string) likeSet {
+	ls := likeSet{}
+	for _, n := range names {
+		if sk := skeleton(n); sk != "" && !slices.Contains(ls[sk], n) {
+			ls[sk] = append(ls[sk], n)
+		}
+	}
+	return ls
+}
+
+func (ls likeSet) signals(what, s string) []Signal {
 	var out []Signal
 	for i, r := range s {
 		if r == utf8.RuneError && !hasRuneError(s[i:]) {
-			out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " is not valid UTF-8"})
+			out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " " + q(s) + " is not valid UTF-8"})
 			break
 		}
 		if hidden(r) {
-			out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " contains " + describeRune(r)})
+			out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " " + q(s) + " contains " + describeRune(r)})
 			break
 		}
 	}
 	if scripts := mixedScripts(s); scripts != "" {
-		out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " mixes scripts (" + scripts + ") in one word"})
+		out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " " + q(s) + " mixes scripts (" + scripts + ") in one word"})
 	}
-	sk := skeleton(s)
-	for _, l := range like {
-		if l != s && sk != "" && skeleton(l) == sk {
-			out = append(out, Signal{Kind: KindConfusableName, Severity: High, File: s, Detail: fmt.Sprintf("%s %s looks the same as %s", what, q(s), q(l))})
+	if sk := skeleton(s); sk != "" {
+		for _, l := range ls[sk] {
+			if l != s {
+				out = append(out, Signal{Kind: KindConfusableName, Severity: High, File: s, Detail: fmt.Sprintf("%s %s looks the same as %s", what, q(s), q(l))})
+			}
 		}
 	}
 	if l, why := confusable(s); l != "" {
