@@ -35,6 +35,10 @@ type Bundle struct {
 	// (artifacts/…, previous/…, provenance/…). Over QR it holds only
 	// provenance; it may be nil.
 	Files fs.FS
+	// MetadataOnly says the transfer carries no artifact or previous
+	// release bytes by design (QR). Otherwise every file request.json names
+	// must be in Files, as combine demands of the same bundle.
+	MetadataOnly bool
 }
 
 // BundleSource delivers the bundle of a ceremony, already read within the
@@ -195,6 +199,7 @@ func verifyBundle(st *StateDir, b *Bundle, date time.Time, dev bool) (*verified,
 	if err := reviewArtifacts(st, b, v, r, currentTargets); err != nil {
 		return nil, err
 	}
+	textRisks(r, v)
 
 	r.Signers = need(v, pol)
 	v.review = r
@@ -274,6 +279,9 @@ func reviewArtifacts(st *StateDir, b *Bundle, v *verified, r *Review, current *m
 	}
 	sort.Strings(paths)
 	present, absent := 0, 0
+	// A previous release is expected when the role already had targets.
+	hadTargets := current != nil && len(current.Signed.Targets) > 0
+	var missing []content.Signal
 	for _, path := range paths {
 		tf := p.Targets.Signed.Targets[path]
 		a := ArtifactReview{Target: path, Length: tf.Length}
@@ -282,11 +290,11 @@ func reviewArtifacts(st *StateDir, b *Bundle, v *verified, r *Review, current *m
 		}
 		bf, hasBytes := byTarget[path]
 		var data []byte
-		if hasBytes && b.Files != nil {
+		if hasBytes && !b.MetadataOnly && b.Files != nil {
 			var err error
 			data, err = readCapped(b.Files, bf.File, content.DefaultLimits().MaxArchiveBytes)
 			if errors.Is(err, fs.ErrNotExist) {
-				hasBytes = false
+				return refuse(RuleBundle, "bundle file %s backs target %s but is not in the bundle: the bundle is incomplete (combine refuses it too); ask CI to rebuild it", content.Visible(bf.File), content.Visible(path))
 			} else if err != nil {
 				return refuse(RuleBundle, "target %s: %v", content.Visible(path), err)
 			}
@@ -327,12 +335,26 @@ func reviewArtifacts(st *StateDir, b *Bundle, v *verified, r *Review, current *m
 		}
 		// Content.
 		if hasBytes {
-			a.Content, a.ContentNote = diffContent(b.Files, path, data, prev[path])
+			if f := prev[path]; f != "" {
+				if _, err := fs.Stat(b.Files, f); errors.Is(err, fs.ErrNotExist) {
+					return refuse(RuleBundle, "bundle file %s holds the previous release of %s but is not in the bundle: the bundle is incomplete; ask CI to rebuild it", content.Visible(f), content.Visible(path))
+				}
+			}
+			var prevMissing bool
+			a.Content, a.ContentNote, prevMissing = diffContent(b.Files, path, data, prev[path])
 			a.Previous = prev[path]
+			if prevMissing && hadTargets {
+				missing = append(missing, content.MissingContent(path, true))
+			}
 		} else {
 			a.ContentNote = "the bundle carries no bytes for this target: content diffs were not available; only metadata and provenance were reviewed"
+			missing = append(missing, content.MissingContent(path, false))
 		}
 		r.Artifacts = append(r.Artifacts, a)
+	}
+	r.Risks = append(r.Risks, missing...)
+	if err := content.RequireContent(v.policy.RequireContentReview, missing); err != nil {
+		return refuse(RulePolicy, "%v", err)
 	}
 	r.ContentAvailable = absent == 0
 	if absent > 0 {
@@ -380,15 +402,16 @@ func artifactFor(path string, tf *metadata.TargetFiles, data []byte, hasBytes bo
 	return provenance.Artifact{}, errors.New("no sha512 or sha256 hash to match provenance against")
 }
 
-func diffContent(files fs.FS, path string, data []byte, prevFile string) (*content.Diff, string) {
+// diffContent diffs a target's bytes against its previous release; missing
+// reports that there was no readable previous release to compare with.
+func diffContent(files fs.FS, path string, data []byte, prevFile string) (d *content.Diff, note string, missing bool) {
 	lim := content.DefaultLimits()
 	name := path[strings.LastIndex(path, "/")+1:]
 	nt, err := content.Read(name, bytesReaderAt(data), int64(len(data)), lim)
 	if err != nil {
-		return nil, "content could not be read: " + err.Error()
+		return nil, "content could not be read: " + err.Error(), false
 	}
 	var ot *content.Tree
-	note := ""
 	if prevFile != "" {
 		pb, err := readCapped(files, prevFile, lim.MaxArchiveBytes)
 		if err == nil {
@@ -397,12 +420,13 @@ func diffContent(files fs.FS, path string, data []byte, prevFile string) (*conte
 		}
 		if err != nil {
 			note = "previous release could not be read: " + err.Error() + "; every file is shown as added"
-			ot = nil
+			ot, missing = nil, true
 		}
 	} else {
 		note = "no previous release in the bundle: every file is shown as added"
+		missing = true
 	}
-	return content.Compare(ot, nt, lim), note
+	return content.Compare(ot, nt, lim), note, missing
 }
 
 type bytesReaderAt []byte

@@ -253,7 +253,7 @@ func pkgSignals(d *Diff, old, new *Tree, lim Limits) {
 		names = append(names, sortedKeys(nm.deps[field])...)
 	}
 	likes := newLikeSet(names)
-	for _, sig := range newLikeSet(nil).signals("package name", nm.name) {
+	for _, sig := range likeSet(nil).signals("package name", nm.name, true) {
 		sig.File = file
 		d.Signals = append(d.Signals, sig)
 	}
@@ -268,7 +268,7 @@ func pkgSignals(d *Diff, old, new *Tree, lim Limits) {
 			switch {
 			case !had:
 				add(KindDependency, sevNew, file, "new %s entry %s %s", field, q(name), q(now[name]))
-				for _, sig := range likes.signals(field+" entry", name) {
+				for _, sig := range likes.signals(field+" entry", name, true) {
 					sig.File = file
 					d.Signals = append(d.Signals, sig)
 				}

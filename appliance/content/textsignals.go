@@ -27,7 +27,26 @@ const (
 // like (the package's own name and its dependencies' names) or like a
 // popular package without being it is a High confusable-name signal.
 func TextSignals(what, s string, like ...string) []Signal {
-	return newLikeSet(like).signals(what, s)
+	return newLikeSet(like).signals(what, s, true)
+}
+
+// ProseSignals returns the signals for free text such as a note: hidden
+// and control characters, invalid UTF-8 and words mixing scripts. Prose is
+// not compared with package names.
+func ProseSignals(what, s string) []Signal {
+	return likeSet(nil).signals(what, s, false)
+}
+
+// PeerSignals checks a set of names of one kind (holders, targets) against
+// each other: hidden characters, mixed scripts, and two names that look the
+// same without being the same.
+func PeerSignals(what string, names []string) []Signal {
+	ls := newLikeSet(names)
+	var out []Signal
+	for _, n := range names {
+		out = append(out, ls.signals(what, n, false)...)
+	}
+	return out
 }
 
 // likeSet holds the names a piece of text must not imitate, by skeleton,
@@ -44,7 +63,7 @@ func newLikeSet(names []string) likeSet {
 	return ls
 }
 
-func (ls likeSet) signals(what, s string) []Signal {
+func (ls likeSet) signals(what, s string, popular bool) []Signal {
 	var out []Signal
 	for i, r := range s {
 		if r == utf8.RuneError && !hasRuneError(s[i:]) {
@@ -66,7 +85,7 @@ func (ls likeSet) signals(what, s string) []Signal {
 			}
 		}
 	}
-	if l, why := confusable(s); l != "" {
+	if l, why := confusable(s); popular && l != "" {
 		out = append(out, Signal{Kind: KindConfusableName, Severity: High, File: s, Detail: fmt.Sprintf("%s %s %s %s", what, q(s), why, q(l))})
 	}
 	return out

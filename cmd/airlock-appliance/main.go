@@ -387,6 +387,9 @@ func printReview(w io.Writer, r *appliance.Review) {
 	if r.ContentNote != "" {
 		fmt.Fprintln(w, v(r.ContentNote))
 	}
+	for _, s := range r.Risks {
+		fmt.Fprintf(w, "risk %s %s %s: %s\n", s.Severity, s.Kind, v(s.File), v(s.Detail))
+	}
 	for _, x := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", v(x))
 	}

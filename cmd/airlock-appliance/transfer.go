@@ -215,5 +215,5 @@ func (b qrBundle) Load(ctx context.Context) (*appliance.Bundle, error) {
 	}
 	b.ui.SetImport(tui.ImportStatus{Devices: []string{b.what}, QR: true, Percent: 100,
 		Frames: dec.Progress().Frames + dec.Progress().Rejected, Fingerprint: ur.Fingerprint(msg)})
-	return &appliance.Bundle{Source: "qr", Request: msg}, nil
+	return &appliance.Bundle{Source: "qr", Request: msg, MetadataOnly: true}, nil
 }
