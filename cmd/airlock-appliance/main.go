@@ -52,6 +52,7 @@ Exit status: 0 success, 1 refused or failed, 2 usage error.
 `
 
 func main() {
+	appliance.LimitMemory()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -160,7 +161,7 @@ func (b folderBundle) Load(context.Context) (*appliance.Bundle, error) {
 		return nil, fmt.Errorf("bundle folder: %w", err)
 	}
 	defer root.Close()
-	m, err := bundle.Import(root.FS(), b.work, bundle.Options{})
+	m, err := bundle.Import(root.FS(), b.work, bundle.Options{Limits: importLimits})
 	if err != nil {
 		return nil, err
 	}
