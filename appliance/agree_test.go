@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"airlock.dev/airlock/appliance/content"
+	"airlock.dev/airlock/hsm"
 	"airlock.dev/airlock/internal/online"
 	"airlock.dev/airlock/tuf"
 )
@@ -182,5 +183,49 @@ func editRequestNote(t *testing.T, dir, note string) {
 	}
 	if err := os.WriteFile(p, raw, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A target outside the role's delegated paths is refused by bundle create
+// and by combine as by the appliance: a response for such metadata, signed
+// elsewhere, does not get published.
+func TestTargetOutsidePathsRefusedByBundleCreateAndCombine(t *testing.T) {
+	s := newScenario(t).role("sigstore", 2, "alice", "bob")
+	_, err := online.CreateBundle(s.repo, online.BundleOptions{Role: "sigstore", Now: now,
+		Add: []online.FileArg{{File: filepath.Join("testdata", "sigstore-1.3.0.tgz"), Target: "evil/sigstore-1.3.0.tgz"}}})
+	if err == nil || !strings.Contains(err.Error(), "outside the role's delegated paths") {
+		t.Fatalf("bundle create with a target outside sigstore/*: %v, want a refusal naming the delegated paths", err)
+	}
+
+	// Metadata moved outside the paths after the bundle was made, signed
+	// by the holders' keys directly (not through this appliance).
+	b := s.release("sigstore", "1.3.0", "", func(dir string) {
+		editMetadata(t, dir, func(m map[string]any) {
+			ts := m["targets"].(map[string]any)
+			for k, v := range ts {
+				delete(ts, k)
+				ts["evil/"+k] = v
+			}
+		})
+	})
+	req, err := online.ReadRequest(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Targets = nil
+	raw, err := req.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(b, "request.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := online.Sign(req, []hsm.Signer{s.key("alice"), s.key("bob")}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = online.Combine(s.repo, b, []*tuf.Response{resp}, s.key("online"), now)
+	if err == nil || !strings.Contains(err.Error(), "outside the role's delegated paths") {
+		t.Fatalf("combine of metadata with a target outside sigstore/*: %v, want a refusal naming the delegated paths", err)
 	}
 }
