@@ -107,3 +107,37 @@ func TestDependencyNamesChecked(t *testing.T) {
 		}
 	}
 }
+
+// Look-alikes from Unicode's confusables data that are neither hidden nor
+// of another script: fullwidth and mathematical Latin letters.
+func TestUnicodeConfusablesData(t *testing.T) {
+	for _, name := range []string{"\uff53igstore", "sigst\u2134re", "\u0251xios"} {
+		like := "sigstore"
+		if strings.HasSuffix(name, "xios") {
+			like = "axios"
+		}
+		found := false
+		for _, s := range TextSignals("dependency name", name, like) {
+			if s.Kind == KindConfusableName && strings.Contains(s.Detail, "looks the same as") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s (%q) not flagged as looking like %s", name, name, like)
+		}
+	}
+}
+
+func TestFileNameMixingScriptsFlagged(t *testing.T) {
+	tr := mustRead(t, "p-1.0.0.tgz", npmTgz(t, []ent{
+		{name: "package.json", body: `{"name":"p","version":"1.0.0"}`},
+		{name: "lib/\u0455etup.js", body: "x"},
+		{name: "lib/\u0441\u0435\u0442\u044c.js", body: "x"}, // all Cyrillic: an honest name
+	}))
+	if !hasSignal(tr.Signals, KindDeceptiveText, High, "lib/\u0455etup.js", 0) {
+		t.Errorf("file name mixing Cyrillic and Latin not flagged: %+v", tr.Signals)
+	}
+	if hasSignal(tr.Signals, KindDeceptiveText, High, "lib/\u0441\u0435\u0442\u044c.js", 0) {
+		t.Errorf("an all-Cyrillic file name flagged: %+v", tr.Signals)
+	}
+}
