@@ -56,6 +56,11 @@ type RolePolicy struct {
 	Attestation attest.Policy `json:"attestation"`
 	// Provenance is the trusted-publisher policy of the role's artifacts.
 	Provenance *ProvenancePolicy `json:"provenance,omitempty"`
+	// RequireContentReview refuses a release whose artifact bytes, or the
+	// previous release's bytes, did not reach the appliance (over QR, or
+	// left out by CI): the holders must have seen the content diff. When
+	// false, such a release is shown with a high risk signal instead.
+	RequireContentReview bool `json:"require_content_review,omitempty"`
 }
 
 // HolderGroup is an approval group by holder names.

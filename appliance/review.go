@@ -51,8 +51,24 @@ type Review struct {
 	// Note is CI's free text: untrusted, shown as such.
 	Note string `json:"note_untrusted,omitempty"`
 	// Warnings are things the holders should look at that did not refuse
-	// the ceremony (risk signals are in Artifacts).
+	// the ceremony (risk signals are in Artifacts and Risks).
 	Warnings []string `json:"warnings,omitempty"`
+	// Risks are signals about the release as a whole: deceptive target,
+	// holder and note text, and content that was not transferred or not
+	// compared. Signals about files inside artifacts are in Artifacts.
+	Risks []content.Signal `json:"risks,omitempty"`
+}
+
+// AllSignals returns every risk signal of the review: the release-wide ones
+// first, then each artifact's.
+func (r *Review) AllSignals() []content.Signal {
+	out := append([]content.Signal(nil), r.Risks...)
+	for _, a := range r.Artifacts {
+		if a.Content != nil {
+			out = append(out, a.Content.Signals...)
+		}
+	}
+	return out
 }
 
 // RoleChange is one role's keys, threshold, groups and delegation fields,

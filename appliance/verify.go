@@ -3,7 +3,6 @@ package appliance
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -35,6 +34,10 @@ type Bundle struct {
 	// (artifacts/…, previous/…, provenance/…). Over QR it holds only
 	// provenance; it may be nil.
 	Files fs.FS
+	// MetadataOnly says the transfer carries no artifact or previous
+	// release bytes by design (QR). Otherwise every file request.json names
+	// must be in Files, as combine demands of the same bundle.
+	MetadataOnly bool
 }
 
 // BundleSource delivers the bundle of a ceremony, already read within the
@@ -195,6 +198,7 @@ func verifyBundle(st *StateDir, b *Bundle, date time.Time, dev bool) (*verified,
 	if err := reviewArtifacts(st, b, v, r, currentTargets); err != nil {
 		return nil, err
 	}
+	textRisks(r, v)
 
 	r.Signers = need(v, pol)
 	v.review = r
@@ -274,6 +278,18 @@ func reviewArtifacts(st *StateDir, b *Bundle, v *verified, r *Review, current *m
 	}
 	sort.Strings(paths)
 	present, absent := 0, 0
+	// A previous release is expected when the role already had targets.
+	hadTargets := current != nil && len(current.Signed.Targets) > 0
+	var missing []content.Signal
+	// At most one artifact is open at a time.
+	var open *bundleFile
+	closeOpen := func() {
+		if open != nil {
+			open.Close()
+			open = nil
+		}
+	}
+	defer closeOpen()
 	for _, path := range paths {
 		tf := p.Targets.Signed.Targets[path]
 		a := ArtifactReview{Target: path, Length: tf.Length}
@@ -281,22 +297,29 @@ func reviewArtifacts(st *StateDir, b *Bundle, v *verified, r *Review, current *m
 			a.SHA256 = hex.EncodeToString(h)
 		}
 		bf, hasBytes := byTarget[path]
-		var data []byte
-		if hasBytes && b.Files != nil {
+		// The artifact is streamed: its size is checked against the
+		// metadata before any byte is read, hashed in one pass and then
+		// read at offsets by the archive reader, never loaded whole.
+		var file *bundleFile
+		var art provenance.Artifact
+		if hasBytes && !b.MetadataOnly && b.Files != nil {
 			var err error
-			data, err = readCapped(b.Files, bf.File, content.DefaultLimits().MaxArchiveBytes)
+			file, err = openCapped(b.Files, bf.File, content.DefaultLimits().MaxArchiveBytes)
 			if errors.Is(err, fs.ErrNotExist) {
-				hasBytes = false
+				return refuse(RuleBundle, "bundle file %s backs target %s but is not in the bundle: the bundle is incomplete (combine refuses it too); ask CI to rebuild it", content.Visible(bf.File), content.Visible(path))
 			} else if err != nil {
 				return refuse(RuleBundle, "target %s: %v", content.Visible(path), err)
 			}
+			closeOpen()
+			open = file
 		} else {
 			hasBytes = false
 		}
 		if hasBytes {
 			present++
 			a.File = bf.File
-			if err := checkTargetBytes(tf, data); err != nil {
+			var err error
+			if art, err = checkTargetFile(path, tf, file); err != nil {
 				return refuse(RuleTargets, "target %s: the bundle file %s %v: the artifact was changed after the metadata was built; do not sign, ask CI for a new bundle", content.Visible(path), content.Visible(bf.File), err)
 			}
 			a.BytesVerified = true
@@ -305,11 +328,14 @@ func reviewArtifacts(st *StateDir, b *Bundle, v *verified, r *Review, current *m
 		}
 		// Provenance.
 		if verifier != nil {
-			art, err := artifactFor(path, tf, data, hasBytes)
-			if err != nil {
-				return refuse(RuleProvenance, "target %s: %v", content.Visible(path), err)
+			if !hasBytes {
+				var err error
+				if art, err = artifactFromDigest(path, tf); err != nil {
+					return refuse(RuleProvenance, "target %s: %v", content.Visible(path), err)
+				}
 			}
 			var ev provenance.Evidence
+			var err error
 			if f, ok := prov[path]; ok && b.Files != nil {
 				if ev.Provenance, err = readCapped(b.Files, f, MaxProvenanceBytes); err != nil {
 					return refuse(RuleProvenance, "target %s: provenance file %s: %v", content.Visible(path), content.Visible(f), err)
@@ -327,12 +353,26 @@ func reviewArtifacts(st *StateDir, b *Bundle, v *verified, r *Review, current *m
 		}
 		// Content.
 		if hasBytes {
-			a.Content, a.ContentNote = diffContent(b.Files, path, data, prev[path])
+			if f := prev[path]; f != "" {
+				if _, err := fs.Stat(b.Files, f); errors.Is(err, fs.ErrNotExist) {
+					return refuse(RuleBundle, "bundle file %s holds the previous release of %s but is not in the bundle: the bundle is incomplete; ask CI to rebuild it", content.Visible(f), content.Visible(path))
+				}
+			}
+			var prevMissing bool
+			a.Content, a.ContentNote, prevMissing = diffContent(b.Files, path, file, prev[path])
 			a.Previous = prev[path]
+			if prevMissing && hadTargets {
+				missing = append(missing, content.MissingContent(path, true))
+			}
 		} else {
 			a.ContentNote = "the bundle carries no bytes for this target: content diffs were not available; only metadata and provenance were reviewed"
+			missing = append(missing, content.MissingContent(path, false))
 		}
 		r.Artifacts = append(r.Artifacts, a)
+	}
+	r.Risks = append(r.Risks, missing...)
+	if err := content.RequireContent(v.policy.RequireContentReview, missing); err != nil {
+		return refuse(RulePolicy, "%v", err)
 	}
 	r.ContentAvailable = absent == 0
 	if absent > 0 {
@@ -341,37 +381,42 @@ func reviewArtifacts(st *StateDir, b *Bundle, v *verified, r *Review, current *m
 	return nil
 }
 
-func checkTargetBytes(tf *metadata.TargetFiles, data []byte) error {
-	if int64(len(data)) != tf.Length {
-		return fmt.Errorf("is %d bytes, the metadata says %d", len(data), tf.Length)
+// checkTargetFile compares a bundle file with the target's signed length
+// (before reading it) and every signed hash (in one streaming pass), and
+// returns the artifact's digests for the provenance check.
+func checkTargetFile(path string, tf *metadata.TargetFiles, f *bundleFile) (provenance.Artifact, error) {
+	var art provenance.Artifact
+	if f.size != tf.Length {
+		return art, fmt.Errorf("is %d bytes, the metadata says %d", f.size, tf.Length)
 	}
 	if len(tf.Hashes) == 0 {
-		return errors.New("has no hashes in the metadata")
+		return art, errors.New("has no hashes in the metadata")
+	}
+	for alg := range tf.Hashes {
+		if alg != "sha256" && alg != "sha512" {
+			return art, fmt.Errorf("has hash algorithm %q, which the appliance cannot check", alg)
+		}
+	}
+	art, err := provenance.ArtifactFromReader(path[strings.LastIndex(path, "/")+1:], io.NewSectionReader(f.r, 0, f.size))
+	if err != nil {
+		return art, err
 	}
 	for alg, want := range tf.Hashes {
-		var got []byte
-		switch alg {
-		case "sha256":
-			s := sha256.Sum256(data)
-			got = s[:]
-		case "sha512":
-			s := sha512.Sum512(data)
-			got = s[:]
-		default:
-			return fmt.Errorf("has hash algorithm %q, which the appliance cannot check", alg)
+		got := art.SHA256
+		if alg == "sha512" {
+			got = art.SHA512
 		}
 		if !slices.Equal(got, []byte(want)) {
-			return fmt.Errorf("does not match its %s in the metadata", alg)
+			return art, fmt.Errorf("does not match its %s in the metadata", alg)
 		}
 	}
-	return nil
+	return art, nil
 }
 
-func artifactFor(path string, tf *metadata.TargetFiles, data []byte, hasBytes bool) (provenance.Artifact, error) {
+// artifactFromDigest is the artifact of a target whose bytes did not
+// travel, known by its signed digest.
+func artifactFromDigest(path string, tf *metadata.TargetFiles) (provenance.Artifact, error) {
 	name := path[strings.LastIndex(path, "/")+1:]
-	if hasBytes {
-		return provenance.ArtifactFromBytes(name, data), nil
-	}
 	for _, alg := range []string{"sha512", "sha256"} {
 		if h, ok := tf.Hashes[alg]; ok {
 			return provenance.ArtifactFromDigest(name, alg, hex.EncodeToString(h))
@@ -380,29 +425,77 @@ func artifactFor(path string, tf *metadata.TargetFiles, data []byte, hasBytes bo
 	return provenance.Artifact{}, errors.New("no sha512 or sha256 hash to match provenance against")
 }
 
-func diffContent(files fs.FS, path string, data []byte, prevFile string) (*content.Diff, string) {
+// diffContent diffs a target's bytes against its previous release; missing
+// reports that there was no readable previous release to compare with.
+func diffContent(files fs.FS, path string, f *bundleFile, prevFile string) (d *content.Diff, note string, missing bool) {
 	lim := content.DefaultLimits()
 	name := path[strings.LastIndex(path, "/")+1:]
-	nt, err := content.Read(name, bytesReaderAt(data), int64(len(data)), lim)
+	nt, err := content.Read(name, f.r, f.size, lim)
 	if err != nil {
-		return nil, "content could not be read: " + err.Error()
+		return nil, "content could not be read: " + err.Error(), false
 	}
 	var ot *content.Tree
-	note := ""
 	if prevFile != "" {
-		pb, err := readCapped(files, prevFile, lim.MaxArchiveBytes)
+		pf, err := openCapped(files, prevFile, lim.MaxArchiveBytes)
 		if err == nil {
+			defer pf.Close()
 			pname := prevFile[strings.LastIndex(prevFile, "/")+1:]
-			ot, err = content.Read(pname, bytesReaderAt(pb), int64(len(pb)), lim)
+			ot, err = content.Read(pname, pf.r, pf.size, lim)
 		}
 		if err != nil {
 			note = "previous release could not be read: " + err.Error() + "; every file is shown as added"
-			ot = nil
+			ot, missing = nil, true
 		}
 	} else {
 		note = "no previous release in the bundle: every file is shown as added"
+		missing = true
 	}
-	return content.Compare(ot, nt, lim), note
+	return content.Compare(ot, nt, lim), note, missing
+}
+
+// bundleFile is a regular bundle file open for reading at offsets.
+type bundleFile struct {
+	f    fs.File
+	r    io.ReaderAt
+	size int64
+}
+
+func (b *bundleFile) Close() error { return b.f.Close() }
+
+// openCapped opens a regular bundle file of at most limit bytes, refusing
+// a larger one from its size before reading it.
+func openCapped(fsys fs.FS, name string, limit int64) (*bundleFile, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s is not a regular file", content.Visible(name))
+	}
+	if fi.Size() > limit {
+		f.Close()
+		return nil, fmt.Errorf("%s is %d bytes, over the %d-byte cap", content.Visible(name), fi.Size(), limit)
+	}
+	if ra, ok := f.(io.ReaderAt); ok {
+		return &bundleFile{f: f, r: ra, size: fi.Size()}, nil
+	}
+	// A file system without ReadAt: read it, within the cap.
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		f.Close()
+		return nil, fmt.Errorf("%s is over the %d-byte cap", content.Visible(name), limit)
+	}
+	return &bundleFile{f: f, r: bytesReaderAt(b), size: int64(len(b))}, nil
 }
 
 type bytesReaderAt []byte

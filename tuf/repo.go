@@ -431,6 +431,40 @@ func (r *Repository) Delegation(role string) (*Delegation, error) {
 	return DelegationFromTargets(pm, parent, role)
 }
 
+// CheckPaths refuses metadata of role adding or changing a target that the
+// role's delegator in this repository does not grant it (the rule the
+// appliance applies before signing). Targets the current version already
+// lists are left alone: after a delegator narrows a role's paths, those
+// are no longer found by clients, and a release must still be possible.
+func (r *Repository) CheckPaths(role string, m *metadata.Metadata[metadata.TargetsType]) error {
+	if role == metadata.ROOT || role == metadata.TARGETS {
+		return nil
+	}
+	cur, err := r.Role(role)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	p, err := r.DelegatorPath(role)
+	if err != nil {
+		return err
+	}
+	parent := p[len(p)-1]
+	pm, err := r.Role(parent)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for name, tf := range m.Signed.Targets {
+		if cur != nil {
+			if old, ok := cur.Signed.Targets[name]; ok && old.Equal(*tf) {
+				continue
+			}
+		}
+		names = append(names, name)
+	}
+	return CheckDelegatedPaths(pm, parent, role, names)
+}
+
 // NextTargets returns the next, unsigned version of a targets role: a copy
 // of the current one with version+1 and the given expiry, or version 1 of a
 // newly delegated role.
@@ -480,6 +514,9 @@ func (r *Repository) CommitTargets(role string, m *metadata.Metadata[metadata.Ta
 		return err
 	}
 	if _, err := VerifyRole(m, d, RoleCheck{RefTime: now, Current: cur}); err != nil {
+		return err
+	}
+	if err := r.CheckPaths(role, m); err != nil {
 		return err
 	}
 	if err := r.writeRole(role, m); err != nil {

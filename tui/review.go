@@ -165,13 +165,9 @@ func reviewSummary(r *appliance.Review) string {
 		}
 	}
 	high := 0
-	for _, a := range r.Artifacts {
-		if a.Content != nil {
-			for _, sig := range a.Content.Signals {
-				if sig.Severity == content.High {
-					high++
-				}
-			}
+	for _, sig := range r.AllSignals() {
+		if sig.Severity == content.High {
+			high++
 		}
 	}
 	if high > 0 {
@@ -324,28 +320,22 @@ func reviewProvenance(r *appliance.Review) string {
 
 func reviewRisks(r *appliance.Review) string {
 	var b strings.Builder
-	n := 0
-	for _, a := range r.Artifacts {
-		if a.Content == nil {
-			continue
+	sigs := r.AllSignals()
+	for _, sig := range sigs {
+		tag := "[white]info[-]"
+		switch sig.Severity {
+		case content.High:
+			tag = "[white:red] HIGH [-:-]"
+		case content.Warn:
+			tag = "[black:yellow] warn [-:-]"
 		}
-		for _, sig := range a.Content.Signals {
-			n++
-			tag := "[white]info[-]"
-			switch sig.Severity {
-			case content.High:
-				tag = "[white:red] HIGH [-:-]"
-			case content.Warn:
-				tag = "[black:yellow] warn [-:-]"
-			}
-			where := sig.File
-			if sig.Line > 0 {
-				where = fmt.Sprintf("%s:%d", sig.File, sig.Line)
-			}
-			fmt.Fprintf(&b, "%s %s %s\n      %s\n", tag, Escape(string(sig.Kind)), Escape(where), Escape(sig.Detail))
+		where := sig.File
+		if sig.Line > 0 {
+			where = fmt.Sprintf("%s:%d", sig.File, sig.Line)
 		}
+		fmt.Fprintf(&b, "%s %s %s\n      %s\n", tag, Escape(string(sig.Kind)), Escape(where), Escape(sig.Detail))
 	}
-	if n == 0 {
+	if len(sigs) == 0 {
 		b.WriteString("No risk signals.\n")
 	}
 	return b.String()

@@ -2,6 +2,8 @@ package content
 
 import (
 	"strings"
+
+	"github.com/mtibben/confusables"
 )
 
 // popularNPM is a small list of widely installed npm package names that
@@ -49,7 +51,10 @@ var homoglyphs = map[rune]rune{
 // characters dropped.
 func skeleton(s string) string {
 	var b strings.Builder
-	for _, r := range strings.ToLower(s) {
+	// Unicode's confusables data (UTS #39, confusables.txt as packaged by
+	// github.com/mtibben/confusables) first, then case, the table above
+	// for look-alikes it leaves distinct, and separators.
+	for _, r := range strings.ToLower(unicodeSkeleton(s)) {
 		if g, ok := homoglyphs[r]; ok {
 			r = g
 		}
@@ -149,3 +154,6 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(y)]
 }
+
+// unicodeSkeleton is UTS #39's skeleton of s.
+var unicodeSkeleton = confusables.Skeleton

@@ -64,8 +64,11 @@ type FileChange struct {
 	Hunks        []Hunk   `json:"hunks,omitempty"`
 	// Truncated is set when Hunks hold fewer lines than the diff has;
 	// Note then says so ("diff truncated at 2000 of 5321 lines").
-	Truncated bool   `json:"truncated,omitempty"`
-	Note      string `json:"note,omitempty"`
+	Truncated bool `json:"truncated,omitempty"`
+	// TooLarge is set when the file has more lines than the line diff
+	// takes in (Limits.MaxDiffInputLines); Note says how many.
+	TooLarge bool   `json:"too_large,omitempty"`
+	Note     string `json:"note,omitempty"`
 
 	diffLines int // lines the full diff would show
 }
@@ -148,6 +151,11 @@ func Compare(old, new *Tree, lim Limits) *Diff {
 		d.LinesRemoved += c.LinesRemoved
 	}
 	d.Signals = append(d.Signals, new.Signals...)
+	for _, c := range d.Files {
+		if c.TooLarge {
+			d.Signals = append(d.Signals, Signal{Kind: KindDiffTooLarge, Severity: Warn, File: c.Path, Detail: c.Note + ": its changes were not shown line by line"})
+		}
+	}
 	d.Signals = append(d.Signals, fileSignals(d.Files, lim)...)
 	pkgSignals(d, old, new, lim)
 	sortSignals(d.Signals)
@@ -243,6 +251,11 @@ func diffFile(c *FileChange, lim Limits) {
 		c.Note = "too large to diff (" + c.New.Note + ")"
 		return
 	}
+	if na, nb := countLines(oldText), countLines(newText); lim.MaxDiffInputLines > 0 && max(na, nb) > lim.MaxDiffInputLines {
+		c.TooLarge = true
+		c.Note = fmt.Sprintf("diff too large to show: %d lines before, %d after (the review diffs at most %d lines a file)", na, nb, lim.MaxDiffInputLines)
+		return
+	}
 	a, b := splitLines(oldText), splitLines(newText)
 	edits, err := diffLines(a, b)
 	if err != nil {
@@ -258,6 +271,18 @@ func diffFile(c *FileChange, lim Limits) {
 		c.Truncated = true
 		c.Note = fmt.Sprintf("diff truncated at %d of %d lines", shown, c.diffLines)
 	}
+}
+
+// countLines counts lines as splitLines splits them, without allocating.
+func countLines(s string) int {
+	if s == "" {
+		return 0
+	}
+	n := strings.Count(s, "\n")
+	if s[len(s)-1] != '\n' {
+		n++
+	}
+	return n
 }
 
 func hunkLines(hs []Hunk) int {

@@ -85,6 +85,13 @@ func fileSignals(files []FileChange, lim Limits) []Signal {
 			}
 			add(KindExecutable, Warn, 0, "%s", what)
 		}
+		if n.Binary && nestedArchive(n.Magic) {
+			sev := High
+			if o != nil && o.Magic == n.Magic {
+				sev = Warn
+			}
+			add(KindNestedArchive, sev, 0, "%s %s archive inside the artifact: its content was not inspected; unpack it and review it separately, or refuse", verb, n.Magic)
+		}
 		if nativeAddon(c.Path) {
 			sev := High
 			if o != nil {

@@ -25,9 +25,17 @@ const (
 	DefaultRatioGraceBytes = 8 << 20
 	// DefaultMaxTextBytes bounds the size of a text file whose content is
 	// kept for diffing and scanned line by line; larger files are hashed only.
-	DefaultMaxTextBytes = 32 << 20
-	// DefaultMaxRetainedBytes bounds the text content one Tree keeps.
-	DefaultMaxRetainedBytes = 256 << 20
+	DefaultMaxTextBytes = 16 << 20
+	// DefaultMaxRetainedBytes bounds the text content one Tree keeps; with
+	// two trees in a comparison and the diff's own bound this keeps the
+	// whole review within MemoryBudget.
+	DefaultMaxRetainedBytes = 64 << 20
+	// DefaultMaxDiffInputLines bounds the lines of one file the line diff
+	// takes in (each side); a larger file is summarised with a signal.
+	DefaultMaxDiffInputLines = 400_000
+	// MemoryBudget is the peak resident memory the review of any bundle
+	// stays under with the default limits (TestReviewMemoryBudget).
+	MemoryBudget = 256 << 20
 	// DefaultMaxDiffLines bounds the unified diff lines shown for one file.
 	DefaultMaxDiffLines = 2000
 	// DefaultMaxDiffBytes bounds the unified diff text of a whole Diff.
@@ -54,6 +62,7 @@ type Limits struct {
 	MaxRetainedBytes    int64
 	MaxDiffLines        int
 	MaxDiffBytes        int64
+	MaxDiffInputLines   int
 	MaxHitsPerFile      int
 	MaxManifestBytes    int64
 }
@@ -73,6 +82,7 @@ func DefaultLimits() Limits {
 		MaxRetainedBytes:    DefaultMaxRetainedBytes,
 		MaxDiffLines:        DefaultMaxDiffLines,
 		MaxDiffBytes:        DefaultMaxDiffBytes,
+		MaxDiffInputLines:   DefaultMaxDiffInputLines,
 		MaxHitsPerFile:      DefaultMaxHitsPerFile,
 		MaxManifestBytes:    DefaultMaxManifestBytes,
 	}

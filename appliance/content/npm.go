@@ -245,8 +245,17 @@ func pkgSignals(d *Diff, old, new *Tree, lim Limits) {
 	if om.name != "" && om.name != nm.name {
 		add(KindManifest, High, file, "package name changed from %s to %s", q(om.name), q(nm.name))
 	}
-	if like, why := confusable(nm.name); like != "" {
-		add(KindConfusableName, High, file, "package name %s %s %s", q(nm.name), why, q(like))
+	// Names are checked for hidden characters, mixed scripts and for
+	// looking like the package's own name, another dependency's name or a
+	// popular package.
+	names := []string{nm.name}
+	for _, field := range depFields {
+		names = append(names, sortedKeys(nm.deps[field])...)
+	}
+	likes := newLikeSet(names)
+	for _, sig := range likeSet(nil).signals("package name", nm.name, true) {
+		sig.File = file
+		d.Signals = append(d.Signals, sig)
 	}
 	for _, field := range depFields {
 		sevNew, sevChanged := Warn, Warn
@@ -259,8 +268,9 @@ func pkgSignals(d *Diff, old, new *Tree, lim Limits) {
 			switch {
 			case !had:
 				add(KindDependency, sevNew, file, "new %s entry %s %s", field, q(name), q(now[name]))
-				if like, why := confusable(name); like != "" {
-					add(KindConfusableName, High, file, "%s entry %s %s %s", field, q(name), why, q(like))
+				for _, sig := range likes.signals(field+" entry", name, true) {
+					sig.File = file
+					d.Signals = append(d.Signals, sig)
 				}
 			case r != now[name]:
 				add(KindDependency, sevChanged, file, "%s entry %s changed from %s to %s", field, q(name), q(r), q(now[name]))

@@ -288,6 +288,9 @@ func (b *builder) checkName(p string) {
 			return
 		}
 	}
+	if scripts := mixedScripts(p); scripts != "" {
+		b.signal(Signal{Kind: KindDeceptiveText, Severity: High, File: p, Detail: "file name mixes scripts (" + scripts + ") in one word"})
+	}
 }
 
 // escapes reports whether a symlink at p with target t resolves outside

@@ -205,8 +205,37 @@ func magicOf(b []byte) Magic {
 	case bytes.HasPrefix(b, []byte("#!")):
 		return MagicScript
 	}
+	return archiveMagic(b)
+}
+
+// archiveMagic recognises archive and compressed formats by their first
+// bytes (and tar by its "ustar" field at offset 257).
+func archiveMagic(b []byte) Magic {
+	switch {
+	case bytes.HasPrefix(b, []byte("PK\x03\x04")), bytes.HasPrefix(b, []byte("PK\x05\x06")), bytes.HasPrefix(b, []byte("PK\x07\x08")):
+		return MagicZip
+	case bytes.HasPrefix(b, []byte{0x1f, 0x8b}):
+		return MagicGzip
+	case bytes.HasPrefix(b, []byte("\xfd7zXZ\x00")):
+		return MagicXz
+	case bytes.HasPrefix(b, []byte("BZh")):
+		return MagicBzip2
+	case bytes.HasPrefix(b, []byte{0x28, 0xb5, 0x2f, 0xfd}):
+		return MagicZstd
+	case bytes.HasPrefix(b, []byte("7z\xbc\xaf\x27\x1c")):
+		return Magic7z
+	case bytes.HasPrefix(b, []byte("Rar!\x1a\x07")):
+		return MagicRar
+	case len(b) >= 262 && string(b[257:262]) == "ustar":
+		return MagicTar
+	}
 	return ""
 }
+
+// nestedArchive reports whether m is an archive or compression format.
+func nestedArchive(m Magic) bool { return archiveKinds[m] }
+
+var archiveKinds = map[Magic]bool{MagicZip: true, MagicGzip: true, MagicXz: true, MagicBzip2: true, MagicZstd: true, Magic7z: true, MagicRar: true, MagicTar: true}
 
 // scanText walks a text file once, finding its longest line, long lines
 // of high entropy, and invisible characters (at most maxHits of them).

@@ -30,6 +30,8 @@ const (
 	KindManifest       Kind = "manifest"        // package.json unreadable or odd
 	KindBin            Kind = "bin"             // command added to the package's bin map
 	KindUnscanned      Kind = "unscanned"       // content not scanned (too large)
+	KindNestedArchive  Kind = "nested-archive"  // an archive inside the artifact, not opened
+	KindDiffTooLarge   Kind = "diff-too-large"  // too many lines to diff within the memory budget
 )
 
 // Severity ranks how much attention a Signal needs.

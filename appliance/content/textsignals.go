@@ -2,6 +2,7 @@ package content
 
 import (
 	"fmt"
+	"slices"
 	"unicode"
 	"unicode/utf8"
 )
@@ -26,27 +27,65 @@ const (
 // like (the package's own name and its dependencies' names) or like a
 // popular package without being it is a High confusable-name signal.
 func TextSignals(what, s string, like ...string) []Signal {
+	return newLikeSet(like).signals(what, s, true)
+}
+
+// ProseSignals returns the signals for free text such as a note: hidden
+// and control characters, invalid UTF-8 and words mixing scripts. Prose is
+// not compared with package names.
+func ProseSignals(what, s string) []Signal {
+	return likeSet(nil).signals(what, s, false)
+}
+
+// PeerSignals checks a set of names of one kind (holders, targets) against
+// each other: hidden characters, mixed scripts, and two names that look the
+// same without being the same.
+func PeerSignals(what string, names []string) []Signal {
+	ls := newLikeSet(names)
+	var out []Signal
+	for _, n := range names {
+		out = append(out, ls.signals(what, n, false)...)
+	}
+	return out
+}
+
+// likeSet holds the names a piece of text must not imitate, by skeleton,
+// so that checking every dependency against every other stays linear.
+type likeSet map[string][]string
+
+func newLikeSet(names []string) likeSet {
+	ls := likeSet{}
+	for _, n := range names {
+		if sk := skeleton(n); sk != "" && !slices.Contains(ls[sk], n) {
+			ls[sk] = append(ls[sk], n)
+		}
+	}
+	return ls
+}
+
+func (ls likeSet) signals(what, s string, popular bool) []Signal {
 	var out []Signal
 	for i, r := range s {
 		if r == utf8.RuneError && !hasRuneError(s[i:]) {
-			out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " is not valid UTF-8"})
+			out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " " + q(s) + " is not valid UTF-8"})
 			break
 		}
 		if hidden(r) {
-			out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " contains " + describeRune(r)})
+			out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " " + q(s) + " contains " + describeRune(r)})
 			break
 		}
 	}
 	if scripts := mixedScripts(s); scripts != "" {
-		out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " mixes scripts (" + scripts + ") in one word"})
+		out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " " + q(s) + " mixes scripts (" + scripts + ") in one word"})
 	}
-	sk := skeleton(s)
-	for _, l := range like {
-		if l != s && sk != "" && skeleton(l) == sk {
-			out = append(out, Signal{Kind: KindConfusableName, Severity: High, File: s, Detail: fmt.Sprintf("%s %s looks the same as %s", what, q(s), q(l))})
+	if sk := skeleton(s); sk != "" {
+		for _, l := range ls[sk] {
+			if l != s {
+				out = append(out, Signal{Kind: KindConfusableName, Severity: High, File: s, Detail: fmt.Sprintf("%s %s looks the same as %s", what, q(s), q(l))})
+			}
 		}
 	}
-	if l, why := confusable(s); l != "" {
+	if l, why := confusable(s); popular && l != "" {
 		out = append(out, Signal{Kind: KindConfusableName, Severity: High, File: s, Detail: fmt.Sprintf("%s %s %s %s", what, q(s), why, q(l))})
 	}
 	return out

@@ -73,6 +73,19 @@ const (
 	MagicScript Magic = "script" // starts with #!
 )
 
+// Recognised archive and compression formats: a file in one of them inside
+// an artifact is a nested archive, whose content the review does not open.
+const (
+	MagicZip   Magic = "zip" // also .whl, .jar, .nupkg
+	MagicGzip  Magic = "gzip"
+	MagicXz    Magic = "xz"
+	MagicBzip2 Magic = "bzip2"
+	MagicZstd  Magic = "zstd"
+	Magic7z    Magic = "7z"
+	MagicRar   Magic = "rar"
+	MagicTar   Magic = "tar"
+)
+
 // File is one entry of an artifact. Path and Link are the artifact's own
 // bytes (render them with Visible).
 type File struct {

@@ -52,6 +52,7 @@ Exit status: 0 success, 1 refused or failed, 2 usage error.
 `
 
 func main() {
+	appliance.LimitMemory()
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
@@ -160,7 +161,7 @@ func (b folderBundle) Load(context.Context) (*appliance.Bundle, error) {
 		return nil, fmt.Errorf("bundle folder: %w", err)
 	}
 	defer root.Close()
-	m, err := bundle.Import(root.FS(), b.work, bundle.Options{})
+	m, err := bundle.Import(root.FS(), b.work, bundle.Options{Limits: importLimits})
 	if err != nil {
 		return nil, err
 	}
@@ -386,6 +387,9 @@ func printReview(w io.Writer, r *appliance.Review) {
 	}
 	if r.ContentNote != "" {
 		fmt.Fprintln(w, v(r.ContentNote))
+	}
+	for _, s := range r.Risks {
+		fmt.Fprintf(w, "risk %s %s %s: %s\n", s.Severity, s.Kind, v(s.File), v(s.Detail))
 	}
 	for _, x := range r.Warnings {
 		fmt.Fprintf(w, "warning: %s\n", v(x))

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"airlock.dev/airlock/appliance"
+	"airlock.dev/airlock/appliance/content"
 	"airlock.dev/airlock/transfer/bundle"
 	"airlock.dev/airlock/transfer/qr"
 	"airlock.dev/airlock/transfer/ur"
@@ -41,6 +42,11 @@ type chooser interface {
 }
 
 // describeDevice is one line of the device picker.
+// importLimits caps a bundle on import: no file larger than the review
+// reads is copied in, so an oversized artifact is refused from its size
+// before a byte of it is read.
+var importLimits = bundle.Limits{MaxFileBytes: content.DefaultMaxArchiveBytes}
+
 func describeDevice(d usb.Device) string {
 	name := d.Vendor + " " + d.Model
 	if d.Vendor == "" && d.Model == "" {
@@ -147,7 +153,7 @@ func (b usbBundle) Load(ctx context.Context) (*appliance.Bundle, error) {
 	where := fmt.Sprintf("usb %s (%s): %s", dev, vol.Type, path.Clean(dir))
 	shown = []string{where}
 	var th throttle
-	m, err := bundle.Import(src, b.work, bundle.Options{Progress: func(p bundle.Progress) {
+	m, err := bundle.Import(src, b.work, bundle.Options{Limits: importLimits, Progress: func(p bundle.Progress) {
 		if th.ok(p.Done >= p.Total) {
 			b.ui.SetImport(tui.ImportStatus{Devices: shown, File: p.Entry, Done: p.Done, Total: p.Total})
 		}
@@ -215,5 +221,5 @@ func (b qrBundle) Load(ctx context.Context) (*appliance.Bundle, error) {
 	}
 	b.ui.SetImport(tui.ImportStatus{Devices: []string{b.what}, QR: true, Percent: 100,
 		Frames: dec.Progress().Frames + dec.Progress().Rejected, Fingerprint: ur.Fingerprint(msg)})
-	return &appliance.Bundle{Source: "qr", Request: msg}, nil
+	return &appliance.Bundle{Source: "qr", Request: msg, MetadataOnly: true}, nil
 }

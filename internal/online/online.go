@@ -109,6 +109,9 @@ func CreateBundle(repo *tuf.Repository, o BundleOptions) (*Bundle, error) {
 			return nil, err
 		}
 	}
+	if err := repo.CheckPaths(o.Role, next); err != nil {
+		return nil, fmt.Errorf("%w: name the target under the role's paths (airlock delegate --paths sets them)", err)
+	}
 	kind := o.Kind
 	if kind == "" {
 		kind = tuf.KindRelease
