@@ -229,3 +229,25 @@ func TestTargetOutsidePathsRefusedByBundleCreateAndCombine(t *testing.T) {
 		t.Fatalf("combine of metadata with a target outside sigstore/*: %v, want a refusal naming the delegated paths", err)
 	}
 }
+
+// A target name with a right-to-left override (inside the role's paths) is
+// flagged, as is one mixing scripts.
+func TestDeceptiveTargetNameIsFlagged(t *testing.T) {
+	for _, target := range []string{"sigstore/\u202esigstore-1.3.0.tgz", "sigstore/\u0455igstore-1.3.0.tgz"} {
+		s := newScenario(t).role("sigstore", 2, "alice", "bob")
+		b, err := online.CreateBundle(s.repo, online.BundleOptions{Role: "sigstore", Now: now,
+			Add: []online.FileArg{{File: filepath.Join("testdata", "sigstore-1.3.0.tgz"), Target: target}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(s.dir, "bundle-deceptive-"+tuf.SHA256Hex([]byte(target))[:8])
+		if err := b.WriteDir(dir); err != nil {
+			t.Fatal(err)
+		}
+		r := s.sign(dir, []string{"alice", "bob"})
+		r.done(t)
+		if !hasRisk(r.state.Review, content.KindDeceptiveText, "target name") {
+			t.Errorf("target %q not flagged: %+v", target, r.state.Review.Risks)
+		}
+	}
+}
