@@ -99,6 +99,10 @@ type Config struct {
 	Bundle BundleSource
 	Keys   KeySource // not needed for Review
 	Sink   Sink      // not needed for Review
+	// Retry, when set, is asked where to write the kept response after an
+	// export failed; without it a failed export ends the ceremony with an
+	// *ExportError (the response stays kept).
+	Retry ExportRetry
 	// AttestOptions are the trust anchors for hardware attestation.
 	AttestOptions attest.Options
 	// ID overrides the generated ceremony id (tests).

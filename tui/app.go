@@ -76,6 +76,9 @@ type ExportStatus struct {
 	Path     string // where the response was written
 	ReadBack bool   // the written files were read back and match
 	Response []byte // the signature response, shown as an animated QR when set
+	// ShowQR opens the export screen with the QR animation as soon as the
+	// ceremony is done (the operator chose QR as the export).
+	ShowQR bool
 }
 
 // Options configure an App.
@@ -272,7 +275,7 @@ func (a *App) StateChanged(s appliance.State) {
 		a.state = s
 		if s.Step != old {
 			a.show(pageFor(s.Step))
-			if a.opts.ExportQR && a.qrAvailable() {
+			if (a.opts.ExportQR || a.export.ShowQR) && a.qrAvailable() {
 				a.show(pageExport)
 			}
 		}
@@ -295,7 +298,7 @@ func pageFor(s appliance.Step) string {
 		return pageApprove
 	case appliance.StepExport:
 		return pageExport
-	case appliance.StepDone, appliance.StepRefused:
+	case appliance.StepDone, appliance.StepRefused, appliance.StepExportFailed:
 		return pageDone
 	}
 	return pageStart

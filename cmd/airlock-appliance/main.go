@@ -36,6 +36,7 @@ usage: airlock-appliance [--demo]            start the terminal ui
 commands:
   review      verify a release bundle and print its review model (no signing)
   sign        run a scripted signing ceremony with the same rules as the ui
+  export      write a kept signed response out again (nothing is signed)
   init-state  provision a new appliance state directory
 
 examples:
@@ -72,11 +73,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.Exit("airlock-appliance sign", stderr, cmdSign(ctx, args[1:], stdout, stderr))
 	case "init-state":
 		return cli.Exit("airlock-appliance init-state", stderr, cmdInitState(args[1:], stdout, stderr))
+	case "export":
+		return cli.Exit("airlock-appliance export", stderr, cmdExport(ctx, args[1:], stdout, stderr))
 	}
 	if strings.HasPrefix(args[0], "-") {
 		return cli.Exit("airlock-appliance", stderr, startTUI(ctx, args, stdout, stderr))
 	}
-	return cli.Exit("airlock-appliance", stderr, cli.Usagef("unknown command %q (commands: review, sign, init-state)", args[0]))
+	return cli.Exit("airlock-appliance", stderr, cli.Usagef("unknown command %q (commands: review, sign, export, init-state)", args[0]))
 }
 
 func version() string { return cli.Version(Version) }
@@ -289,6 +292,10 @@ type termUI struct {
 }
 
 func (u *termUI) Show(_ context.Context, m appliance.Message) {
+	if m.Level == appliance.Error {
+		// An error ends the run; cli.Exit prints it once.
+		return
+	}
 	fmt.Fprintf(u.out, "%s: %s\n", m.Level, m.Text)
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"airlock.dev/airlock/tuf"
 	"airlock.dev/airlock/tui"
 
+	"github.com/gdamore/tcell/v2"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"golang.org/x/term"
 )
@@ -87,6 +87,10 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		status.TPM = "not used by the demo"
 	} else if *state == "" || *out == "" || len(keys) == 0 {
 		return cli.Usagef("--state, --out and at least one --key are needed (or --demo)")
+	} else {
+		for _, k := range keys {
+			status.Keys = append(status.Keys, tui.KeyStatus{URI: k})
+		}
 	}
 	sources := 0
 	for _, f := range []string{*bundleDir, *usbDev, *qrDir} {
@@ -97,12 +101,28 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sources > 1 && !*demo || sources > 2 {
 		return cli.Usagef("give at most one of --bundle, --usb and --qr-images")
 	}
-	st, err := appliance.OpenState(*state, nil)
+	return runTUI(ctx, tuiRun{state: *state, bundleDir: *bundleDir, usbDev: *usbDev, qrDir: *qrDir, out: *out,
+		exportUSB: *exportUSB, exportQR: *exportQR, dev: *dev, keys: keys, status: status}, stdout, nil)
+}
+
+// tuiRun is what a terminal ui ceremony needs, from the flags.
+type tuiRun struct {
+	state, bundleDir, usbDev, qrDir, out, exportUSB string
+	exportQR, dev                                   bool
+	keys                                            []string
+	status                                          tui.Status
+}
+
+// runTUI runs one ceremony on the terminal ui; screen, when not nil,
+// replaces the terminal (tests pass a tcell simulation screen).
+func runTUI(ctx context.Context, r tuiRun, stdout io.Writer, screen tcell.Screen) error {
+	status := r.status
+	st, err := appliance.OpenState(r.state, nil)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	status.Dev, status.StateDir = *dev, *state
+	status.Dev, status.StateDir = r.dev, r.state
 	if v, exp, err := rootFacts(st.Root); err == nil {
 		status.RootVersion, status.RootExpires = v, exp
 		if days := time.Until(exp).Hours() / 24; days < 30 {
@@ -119,12 +139,16 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	quit := make(chan struct{})
 	var once sync.Once
-	app := tui.New(tui.Options{Refuse: cancel, Quit: func() { once.Do(func() { close(quit) }) }, ExportQR: *exportQR})
+	app := tui.New(tui.Options{Refuse: cancel, Quit: func() { once.Do(func() { close(quit) }) }, ExportQR: r.exportQR})
+	if screen != nil {
+		app.SetScreen(screen)
+	}
 	app.SetStatus(status)
 	cer, err := appliance.New(appliance.Config{
-		State: st, UI: app, Listener: app, Dev: *dev,
-		Bundle: bundleSource(app, *bundleDir, *usbDev, *qrDir, work),
-		Keys:   appliance.KeyURIs(keys), Sink: exportSink{ui: app, dir: *out, usb: *exportUSB},
+		State: st, UI: app, Listener: app, Dev: r.dev,
+		Bundle: bundleSource(app, r.bundleDir, r.usbDev, r.qrDir, work),
+		Keys:   appliance.KeyURIs(r.keys), Sink: exportSink{ui: app, dir: r.out, usb: r.exportUSB},
+		Retry: exportRetry{ui: app},
 	})
 	if err != nil {
 		return err
@@ -155,7 +179,7 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return runErr
 	}
-	fmt.Fprintf(stdout, "signed %s version %d; signature response and ceremony record in %s\n", final.Role, final.Version, filepath.Clean(*out))
+	fmt.Fprintf(stdout, "signed %s version %d; signature response and ceremony record in %s\n", final.Role, final.Version, final.Export)
 	return nil
 }
 
