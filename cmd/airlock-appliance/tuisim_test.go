@@ -13,8 +13,8 @@ import (
 	"github.com/gdamore/tcell/v2"
 
 	"airlock.dev/airlock/internal/appdemo"
-	"airlock.dev/airlock/tui"
 	"airlock.dev/airlock/tuf"
+	"airlock.dev/airlock/tui"
 )
 
 // simCeremony runs the demo ceremony on an 80×25 simulation screen.
