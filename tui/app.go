@@ -13,8 +13,10 @@
 // apart from the QR half block) and use the space of larger terminals.
 //
 // Keys, on every screen: Esc goes back to the previous screen (nothing is
-// lost; a pending question stays pending), F10 refuses the ceremony, Tab
-// moves between a screen and the question under it.
+// lost; a pending question stays pending), F10 then Enter refuses the
+// ceremony, Tab moves between a screen and the question under it. No
+// single key approves or refuses: a confirmation takes y then Enter to
+// approve, r then Enter to refuse.
 package tui
 
 import (
@@ -114,6 +116,9 @@ type App struct {
 	history []string // screens visited, newest last
 	pending *request
 	touch   *touchPrompt
+	// refuseArmed: F10 was pressed; Enter now refuses, any other key
+	// continues.
+	refuseArmed bool
 
 	start    *startScreen
 	imports  *importScreen
@@ -338,9 +343,25 @@ func (a *App) current() string {
 
 // keys handles the keys every screen shares. It runs on the event loop.
 func (a *App) keys(ev *tcell.EventKey) *tcell.EventKey {
+	if a.refuseArmed {
+		a.refuseArmed = false
+		if ev.Key() == tcell.KeyEnter {
+			a.refuse()
+		}
+		a.redraw()
+		return nil
+	}
 	switch ev.Key() {
 	case tcell.KeyF10:
-		a.refuse()
+		if a.state.Step.Final() {
+			return nil
+		}
+		if a.pending != nil && a.pending.armRefuse != nil {
+			a.pending.armRefuse()
+		} else {
+			a.refuseArmed = true
+		}
+		a.redraw()
 		return nil
 	case tcell.KeyEscape:
 		if a.pending != nil && a.promptFocused() {
@@ -435,7 +456,11 @@ func (a *App) redraw() {
 		}
 		a.message.SetText("[" + color + "]" + Escape(m.Text) + "[-]")
 	}
-	a.help.SetText(a.helpText())
+	if a.refuseArmed {
+		a.help.SetText(" [white:red] Refuse this ceremony? Enter refuses; any other key continues [-:-]")
+	} else {
+		a.help.SetText(a.helpText())
+	}
 	rows := 0
 	if a.pending != nil {
 		rows = a.pending.rows
@@ -470,7 +495,7 @@ func (a *App) helpText() string {
 	if a.state.Step.Final() {
 		keys = append(keys, "Enter quit")
 	} else {
-		keys = append(keys, "F10 refuse")
+		keys = append(keys, "F10 Enter refuse")
 	}
 	return " " + strings.Join(keys, " | ")
 }

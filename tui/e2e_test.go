@@ -125,9 +125,9 @@ func TestE2EDemoUnderTmux(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		s.keys = k
 	}
-	s.send("Tab", "Enter") // alice: choose "approve and sign", press it
+	s.send("y", "Enter") // alice: arm "approve and sign", take it
 	s.wait("approve sigstore version 1 - bob (DEMO)")
-	s.send("Tab", "Enter") // bob
+	s.send("y", "Enter") // bob
 	screen = s.wait("SIGNED")
 	saveScreen(t, "7-done", screen)
 	if !strings.Contains(screen, "alice (DEMO), bob (DEMO)") {

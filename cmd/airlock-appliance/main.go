@@ -332,12 +332,26 @@ func (u *termUI) Confirm(_ context.Context, c appliance.Confirmation) (bool, err
 		}
 		return ok, nil
 	}
-	ans, err := u.readLine(fmt.Sprintf("%s\n%s\ntype %q to %s, anything else to %s: ", c.Title, c.Text, "yes", c.Yes, c.No))
-	if err != nil {
-		return false, err
+	prompt := fmt.Sprintf("%s\n%s\ntype %q to %s, %q to %s: ", c.Title, c.Text, "yes", c.Yes, "refuse", c.No)
+	for range maxConfirmAsks {
+		ans, err := u.readLine(prompt)
+		if err != nil {
+			return false, err
+		}
+		switch strings.ToLower(ans) {
+		case "yes":
+			return true, nil
+		case "refuse":
+			return false, nil
+		}
+		prompt = fmt.Sprintf("%q is neither %q nor %q: type %q to %s, %q to %s: ", content.Visible(ans), "yes", "refuse", "yes", c.Yes, "refuse", c.No)
 	}
-	return ans == "yes", nil
+	return false, fmt.Errorf("no answer after %d questions: %w", maxConfirmAsks, hsm.ErrCancelled)
 }
+
+// maxConfirmAsks caps how often a confirmation is asked again on the
+// plain terminal.
+const maxConfirmAsks = 5
 
 func (u *termUI) Secret(ctx context.Context, r appliance.SecretRequest) ([]byte, error) {
 	uri, err := hsm.ParseURI(r.Key)

@@ -103,6 +103,15 @@ func (s *simCeremony) press(r rune) {
 	time.Sleep(20 * time.Millisecond)
 }
 
+// clear empties the focused input line (the pre-filled date).
+func (s *simCeremony) clear() {
+	for range 12 {
+		s.scr.InjectKey(tcell.KeyBackspace2, 0, tcell.ModNone)
+	}
+	s.keys++
+	time.Sleep(20 * time.Millisecond)
+}
+
 func (s *simCeremony) typeText(text string) {
 	for _, r := range text {
 		s.scr.InjectKey(tcell.KeyRune, r, tcell.ModNone)
@@ -137,7 +146,7 @@ func (s *simCeremony) approveAll() {
 
 // approve is one holder's deliberate approval of the pending question.
 func (s *simCeremony) approve() {
-	s.key(tcell.KeyTab)
+	s.press('y')
 	s.key(tcell.KeyEnter)
 }
 
@@ -235,5 +244,67 @@ func TestSignExportFailureThenExportKept(t *testing.T) {
 	if code := run(ctx, []string{"export", "--state", d.StateDir, "--out", good}, &out, &errb); code != 1 ||
 		!strings.Contains(errb.String(), "already exists: give a new folder name") || strings.Count(errb.String(), "\n") != 1 {
 		t.Fatalf("export over an existing folder: %d %q", code, errb.String())
+	}
+}
+
+// Mistakes at the keyboard that used to end the ceremony: Enter twice on
+// the approval, Esc to read the review then Tab Enter, a mistyped date.
+// Each now only says what to do, and the ceremony signs.
+func TestTUIKeyboardMistakesDoNotEndTheCeremony(t *testing.T) {
+	s := startSim(t, nil)
+	s.wait("today's date")
+	s.clear()
+	s.typeText("2025-02-30")
+	s.key(tcell.KeyEnter)
+	screen := s.wait(`"2025-02-30" is not a date: type it as YYYY-MM-DD`)
+	if strings.Contains(screen, "REFUSED") {
+		t.Fatalf("a mistyped date refused:\n%s", screen)
+	}
+	s.clear()
+	s.typeText(time.Now().UTC().Format("2006-01-02"))
+	s.key(tcell.KeyEnter)
+	alice, bob := s.demo.KeyHolders[0], s.demo.KeyHolders[1]
+	s.wait("approve sigstore version 1 - " + alice)
+	s.key(tcell.KeyEnter)
+	s.key(tcell.KeyEnter)
+	s.wait("press y then Enter to approve and sign, or r then Enter to refuse")
+	s.key(tcell.KeyEscape) // read the review
+	s.key(tcell.KeyRight)
+	s.key(tcell.KeyTab) // back to the question
+	s.key(tcell.KeyEnter)
+	time.Sleep(100 * time.Millisecond)
+	if screen := s.text(); strings.Contains(screen, "REFUSED") || !strings.Contains(screen, "approve sigstore version 1 - "+alice) {
+		t.Fatalf("Esc, Tab, Enter ended the question:\n%s", screen)
+	}
+	s.approve()
+	s.wait("approve sigstore version 1 - " + bob)
+	s.key(tcell.KeyF10) // a slip of the finger on the refuse key
+	s.wait("Enter: refuse (nothing is signed)")
+	s.press('n') // "any other key: not yet"
+	s.approve()
+	s.wait("SIGNED")
+	s.key(tcell.KeyEnter)
+	if err := s.finish(); err != nil {
+		t.Fatalf("runTUI: %v", err)
+	}
+}
+
+// A deliberate refusal is two distinct keys and says nothing was signed.
+func TestTUIRefusalSaysNothingWasSigned(t *testing.T) {
+	s := startSim(t, nil)
+	s.wait("today's date")
+	s.key(tcell.KeyEnter)
+	s.wait("approve sigstore version 1 - " + s.demo.KeyHolders[0])
+	s.press('r')
+	s.wait("Enter: refuse (nothing is signed)")
+	s.key(tcell.KeyEnter)
+	screen := s.wait("REFUSED")
+	if !strings.Contains(screen, "Nothing was signed.") {
+		t.Fatalf("refusal before signing does not say nothing was signed:\n%s", screen)
+	}
+	s.key(tcell.KeyEnter)
+	err := s.finish()
+	if err == nil || !strings.Contains(err.Error(), "did not confirm the fingerprint") {
+		t.Fatalf("runTUI: %v, want the refusal", err)
 	}
 }
