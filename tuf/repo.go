@@ -140,7 +140,7 @@ func Init(dir string, o InitOptions) (*Repository, error) {
 	}
 	r := &Repository{Dir: dir, Config: RepoConfig{
 		Format:           1,
-		OnlineKey:        o.Online.URI().String(),
+		OnlineKey:        repoRelativeKey(dir, o.Online.URI()),
 		SnapshotExpires:  o.SnapshotExpires.String(),
 		TimestampExpires: o.TimestampExpires.String(),
 	}}
@@ -239,6 +239,43 @@ func OpenRepository(dir string) (*Repository, error) {
 		return nil, fmt.Errorf("%s: format %d is not supported", repoConfigName, r.Config.Format)
 	}
 	return r, nil
+}
+
+// repoRelativeKey names a key for airlock-repo.json: a software key's file
+// relative to the repository folder (so commands work from any folder,
+// and the folder may move with its keys), other keys as they are.
+func repoRelativeKey(dir string, u hsm.URI) string {
+	if u.Kind != hsm.KindFile {
+		return u.String()
+	}
+	absDir, err1 := filepath.Abs(dir)
+	absKey, err2 := filepath.Abs(u.Path)
+	if err1 != nil || err2 != nil {
+		return u.String()
+	}
+	rel, err := filepath.Rel(absDir, absKey)
+	if err != nil {
+		return "file:" + absKey
+	}
+	return "file:" + rel
+}
+
+// OnlineKeyURI is the online key's URI with a relative software-key path
+// resolved against the repository folder. Repositories made before paths
+// were stored that way named the file relative to the folder init ran in;
+// such a path is used as it is when no file exists beside the repository.
+func (r *Repository) OnlineKeyURI() string {
+	u, err := hsm.ParseURI(r.Config.OnlineKey)
+	if err != nil || u.Kind != hsm.KindFile || filepath.IsAbs(u.Path) {
+		return r.Config.OnlineKey
+	}
+	p := filepath.Join(r.Dir, u.Path)
+	if _, err := os.Stat(p); err != nil {
+		if _, err2 := os.Stat(u.Path); err2 == nil {
+			return r.Config.OnlineKey
+		}
+	}
+	return "file:" + p
 }
 
 func (r *Repository) metaPath(name string) string { return filepath.Join(r.Dir, "metadata", name) }

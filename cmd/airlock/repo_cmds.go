@@ -214,7 +214,7 @@ N-th --key (from 1).
 	if err := tuf.SignAll(next, d, signers); err != nil {
 		return err
 	}
-	ks, err := cli.OpenKeys(ctx, []string{repo.Config.OnlineKey}, prompter(stderr))
+	ks, err := cli.OpenKeys(ctx, []string{repo.OnlineKeyURI()}, prompter(stderr))
 	if err != nil {
 		return err
 	}
@@ -249,11 +249,25 @@ func parseGroup(s string, ids []string) (tuf.Group, error) {
 }
 
 func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return cli.Usagef("usage: airlock bundle create --repo DIR --role NAME --add FILE[=TARGET]... --out BUNDLE")
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		args = []string{"create", "-h"}
 	}
+	if len(args) == 0 || args[0] != "create" {
+		return cli.Usagef("airlock bundle has one subcommand: airlock bundle create --repo DIR --role NAME --add FILE[=TARGET]... --out BUNDLE")
+	}
+	args = args[1:]
 	fs := cli.NewFlagSet("airlock bundle create", `usage: airlock bundle create --repo DIR --role NAME --add FILE[=TARGET]... [--remove TARGET]...
        [--provenance FILE[=TARGET]]... [--previous FILE[=TARGET]]... [--expires 90d] [--note TEXT] --out BUNDLE
+
+Builds a release bundle for the appliance: the request (the new metadata to
+sign and the chain it rests on), the artifacts, their provenance and the
+previous release for the content review. Relative paths are relative to
+the working directory.
+
+examples:
+  airlock bundle create --repo repo --role sigstore --add sigstore-2.0.0.tgz=sigstore/sigstore-2.0.0.tgz \
+      --provenance sigstore-2.0.0.sigstore.json --previous sigstore-1.3.0.tgz --out bundle
+  airlock bundle create --repo repo --role sigstore --remove sigstore/sigstore-1.3.0.tgz --out bundle
 `, stderr)
 	repoDir := fs.String("repo", "", "repository folder")
 	role := fs.String("role", "", "role to release")
@@ -265,7 +279,7 @@ func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	expires := fs.String("expires", "90d", "expiry of the new version")
 	note := fs.String("note", "", "note for the key holders (shown as untrusted text)")
 	out := fs.String("out", "", "bundle folder to write")
-	if err := cli.Parse(fs, args[1:]); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *repoDir == "" || *role == "" || *out == "" {
@@ -417,7 +431,7 @@ example:
 	if err := online.CheckResponsesProduction(d, resps, *dev); err != nil {
 		return err
 	}
-	ks, err := cli.OpenKeys(ctx, []string{repo.Config.OnlineKey}, prompter(stderr))
+	ks, err := cli.OpenKeys(ctx, []string{repo.OnlineKeyURI()}, prompter(stderr))
 	if err != nil {
 		return err
 	}
