@@ -34,7 +34,13 @@ animated QR code with its fingerprint.
 --demo prepares a demo release (sigstore 1.3.0 -> 2.0.0 with its real
 provenance, two holders with DEMO development keys) in a new folder and
 walks through the whole ceremony; the signatures are written to
-DIR/signatures.
+DIR/signatures. Without --dir the folder is temporary and removed at the end.
+
+examples:
+  airlock-appliance --demo
+  airlock-appliance --demo --dir airlock-demo
+  airlock-appliance --state /var/lib/airlock --key 'yubikey:serial=12345678;slot=9c' \
+      --key 'yubikey:serial=23456789;slot=9c' --out /media/out/response
 `
 
 // keyList collects repeated --key flags.
@@ -69,11 +75,16 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var status tui.Status
 	if *demo {
 		if *dir == "" {
+			// A folder of our own is removed at the end: give --dir to keep it.
 			d, err := os.MkdirTemp("", "airlock-appliance-demo-")
 			if err != nil {
 				return err
 			}
 			*dir = d
+			defer func() {
+				os.RemoveAll(d)
+				fmt.Fprintf(stdout, "demo folder %s removed (airlock-appliance --demo --dir DIR keeps it)\n", d)
+			}()
 		}
 		d, err := appdemo.Prepare(*dir, time.Now())
 		if err != nil {
