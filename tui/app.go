@@ -393,6 +393,9 @@ func (a *App) keys(ev *tcell.EventKey) *tcell.EventKey {
 			a.opts.Quit()
 			return nil
 		}
+		if a.current() == pageReview && a.review.wantsEnter() {
+			return ev
+		}
 		if a.pending != nil && !a.promptFocused() && !a.review.searching() {
 			a.app.SetFocus(a.pending.focus)
 			a.redraw()
@@ -464,6 +467,11 @@ func (a *App) redraw() {
 	rows := 0
 	if a.pending != nil {
 		rows = a.pending.rows
+		if !a.promptFocused() {
+			// While the person reads the screen the question shrinks to
+			// its title line; Tab brings it back.
+			rows = 2
+		}
 	} else if a.touch != nil {
 		rows = 1
 	}
@@ -482,7 +490,7 @@ func (a *App) helpText() string {
 	}
 	switch a.current() {
 	case pageReview:
-		keys = append(keys, "Left/Right tab", "/ search", "n next")
+		keys = append(keys, "1-6 tab", "] [ file", "! risk", "/ find")
 	case pageStart, pageVerify, pageApprove, pageDone, pageExport, pageImport:
 		if a.current() == pageDone && a.pending == nil && a.qrAvailable() {
 			keys = append(keys, "q show as QR")

@@ -136,7 +136,7 @@ func (s *simCeremony) finish() error {
 // approveAll confirms the date and has both demo holders approve.
 func (s *simCeremony) approveAll() {
 	s.t.Helper()
-	s.wait("today's date")
+	s.wait("> 20")
 	s.key(tcell.KeyEnter)
 	for _, h := range s.demo.KeyHolders {
 		s.wait("approve sigstore version 1 - " + h)
@@ -252,7 +252,7 @@ func TestSignExportFailureThenExportKept(t *testing.T) {
 // Each now only says what to do, and the ceremony signs.
 func TestTUIKeyboardMistakesDoNotEndTheCeremony(t *testing.T) {
 	s := startSim(t, nil)
-	s.wait("today's date")
+	s.wait("> 20")
 	s.clear()
 	s.typeText("2025-02-30")
 	s.key(tcell.KeyEnter)
@@ -292,7 +292,7 @@ func TestTUIKeyboardMistakesDoNotEndTheCeremony(t *testing.T) {
 // A deliberate refusal is two distinct keys and says nothing was signed.
 func TestTUIRefusalSaysNothingWasSigned(t *testing.T) {
 	s := startSim(t, nil)
-	s.wait("today's date")
+	s.wait("> 20")
 	s.key(tcell.KeyEnter)
 	s.wait("approve sigstore version 1 - " + s.demo.KeyHolders[0])
 	s.press('r')
@@ -306,5 +306,139 @@ func TestTUIRefusalSaysNothingWasSigned(t *testing.T) {
 	err := s.finish()
 	if err == nil || !strings.Contains(err.Error(), "did not confirm the fingerprint") {
 		t.Fatalf("runTUI: %v, want the refusal", err)
+	}
+}
+
+// cellAt returns the style of the first cell of the screen line holding
+// text, and the line.
+func (s *simCeremony) lineStyle(text string) (tcell.Style, string, bool) {
+	cells, w, h := s.scr.GetContents()
+	for y := 0; y < h; y++ {
+		var line strings.Builder
+		for x := 0; x < w; x++ {
+			line.WriteString(string(cells[y*w+x].Runes))
+		}
+		l := line.String()
+		if i := strings.Index(l, text); i >= 0 {
+			// The cell where text starts (runes before it are one cell each
+			// on this screen: box drawing and ASCII).
+			x := len([]rune(l[:i]))
+			return cells[y*w+x].Style, l, true
+		}
+	}
+	return tcell.StyleDefault, "", false
+}
+
+// The review of the demo release at 80×25: approvals always in view, a
+// file list with counts and risk markers that opens the diff, next file and
+// next risk keys, search, +/- prefixes in colour, digit keys for tabs; the
+// question under it shrinks to its title while the holder reads.
+func TestTUIReviewAt80x25(t *testing.T) {
+	s := startSim(t, nil)
+	s.wait("> 20")
+	s.key(tcell.KeyEnter)
+	alice, bob := s.demo.KeyHolders[0], s.demo.KeyHolders[1]
+	s.wait("approve sigstore version 1 - " + alice)
+	s.key(tcell.KeyEscape) // look at the review
+	screen := s.wait("Needs 2 signatures from 2 different holders")
+	saveScreen(t, "review-80x25-1-summary", screen)
+	for _, want := range []string{"[ ] " + alice + "  [ ] " + bob, "0 of 2 approved", "1 summary 2 files 3 diff 4 metadata 5 provenance 6 risks",
+		"fingerprint", "136 changed files, 1 with risk signals", "approve sigstore version 1 - " + alice} {
+		if !strings.Contains(screen, want) {
+			t.Errorf("review lacks %q:\n%s", want, screen)
+		}
+	}
+	if strings.Contains(screen, "y  approve and sign") {
+		t.Errorf("the question did not shrink while the review is read:\n%s", screen)
+	}
+	// Files: counts and risk markers; Enter opens the diff at the file.
+	s.press('2')
+	screen = s.wait("changed +152 -132   README.md")
+	saveScreen(t, "review-80x25-2-files", screen)
+	if !strings.Contains(screen, "removed +0 -17      bin/sigstore.js") {
+		t.Errorf("file list lacks a removed file with its counts:\n%s", screen)
+	}
+	s.key(tcell.KeyDown)
+	s.key(tcell.KeyEnter)
+	screen = s.wait("removed bin/sigstore.js")
+	if !strings.Contains(screen, "3 diff") || strings.Index(screen, "removed bin/sigstore.js") > strings.Index(screen, "removed dist/ca/format.d.ts") {
+		t.Errorf("Enter did not open the diff at the file:\n%s", screen)
+	}
+	s.press(']')
+	s.waitTop("removed dist/ca/format.d.ts")
+	s.press('[')
+	s.waitTop("removed bin/sigstore.js")
+	// Next risk: the first file with a risk signal.
+	s.press('!')
+	screen = s.waitTop("changed package.json")
+	saveScreen(t, "review-80x25-3-diff-risk", screen)
+	// +/- prefixes, in green and red.
+	for prefix, colour := range map[string]tcell.Color{`+  "version": "2.0.0"`: tcell.ColorGreen, `-  "version": "1.3.0"`: tcell.ColorRed} {
+		st, line, ok := s.lineStyle(prefix)
+		if !ok {
+			t.Fatalf("diff lacks %q:\n%s", prefix, screen)
+		}
+		if fg, _, _ := st.Decompose(); fg != colour {
+			t.Errorf("%q in %v, want %v", line, fg, colour)
+		}
+	}
+	// Search.
+	s.press('/')
+	s.typeText("verifyChain")
+	s.key(tcell.KeyEnter)
+	s.waitTop("-export declare function verifyChain")
+	// Digit keys pick tabs; the approvals stay in view on every tab.
+	s.press('5')
+	screen = s.wait("VERIFIED")
+	if !strings.Contains(screen, "0 of 2 approved") {
+		t.Errorf("approvals not in view on the provenance tab:\n%s", screen)
+	}
+	s.key(tcell.KeyTab)
+	s.approve()
+	screen = s.wait("[x] " + alice)
+	if !strings.Contains(screen, "1 of 2 approved") {
+		t.Errorf("roll call does not show alice's approval:\n%s", screen)
+	}
+	s.wait("approve sigstore version 1 - " + bob)
+	s.approve()
+	s.wait("SIGNED")
+	s.key(tcell.KeyEnter)
+	if err := s.finish(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitTop waits until the first line under the review's tab bar starts
+// with prefix.
+func (s *simCeremony) waitTop(prefix string) string {
+	s.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		txt := s.text()
+		lines := strings.Split(txt, "\n")
+		for i, l := range lines {
+			if strings.Contains(l, "6 risks") && i+1 < len(lines) && strings.HasPrefix(strings.TrimPrefix(lines[i+1], "\u2551"), prefix) {
+				return txt
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("the review never showed %q at the top; it shows:\n%s", prefix, txt)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// saveScreen keeps a capture for the documentation when
+// AIRLOCK_WRITE_SCREENS is set.
+func saveScreen(t *testing.T, name, screen string) {
+	if os.Getenv("AIRLOCK_WRITE_SCREENS") == "" {
+		return
+	}
+	dir := filepath.Join("..", "..", "docs", "screens")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".txt"), []byte(screen), 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
