@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"airlock.dev/airlock/appliance"
+	"airlock.dev/airlock/hsm"
 	"airlock.dev/airlock/internal/appdemo"
 	"airlock.dev/airlock/internal/cli"
 	"airlock.dev/airlock/tuf"
@@ -67,6 +68,11 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	if !*demo {
+		if _, err := keyStatus(keys, *dev); err != nil {
+			return err
+		}
+	}
 	// The screen itself is drawn on /dev/tty; stdout may be redirected to a
 	// log, but the keys must come from a terminal.
 	if !term.IsTerminal(int(os.Stdin.Fd())) {
@@ -99,9 +105,11 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	} else if *state == "" || *out == "" || len(keys) == 0 {
 		return cli.Usagef("--state, --out and at least one --key are needed (or --demo)")
 	} else {
-		for _, k := range keys {
-			status.Keys = append(status.Keys, tui.KeyStatus{URI: k})
+		ks, err := keyStatus(keys, *dev)
+		if err != nil {
+			return err
 		}
+		status.Keys = ks
 	}
 	sources := 0
 	for _, f := range []string{*bundleDir, *usbDev, *qrDir} {
@@ -114,6 +122,24 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	return runTUI(ctx, tuiRun{state: *state, bundleDir: *bundleDir, usbDev: *usbDev, qrDir: *qrDir, out: *out,
 		exportUSB: *exportUSB, exportQR: *exportQR, dev: *dev, keys: keys, status: status}, stdout, nil)
+}
+
+// keyStatus checks the --key URIs before anything starts (a typo is a
+// usage error, not a refusal after the review) and lists them for the
+// start screen.
+func keyStatus(keys []string, dev bool) ([]tui.KeyStatus, error) {
+	var out []tui.KeyStatus
+	for _, k := range keys {
+		u, err := hsm.ParseURI(k)
+		if err != nil {
+			return nil, cli.Usagef("--key %s: %v", k, err)
+		}
+		if u.Kind == hsm.KindFile && !dev {
+			return nil, cli.Usagef("--key %s is a software key: software keys sign only with --dev", k)
+		}
+		out = append(out, tui.KeyStatus{URI: u.String()})
+	}
+	return out, nil
 }
 
 // tuiRun is what a terminal ui ceremony needs, from the flags.

@@ -442,3 +442,37 @@ func saveScreen(t *testing.T, name, screen string) {
 		t.Fatal(err)
 	}
 }
+
+// A typo in a key URI is a usage error before anything starts, not a
+// refusal after the review; keys given with --key are listed.
+func TestKeyTypoRefusedAtStart(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"--state", t.TempDir(), "--out", "o", "--key", "yubikey:serial=12x;slot=9c"}, &stdout, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "--key yubikey:serial=12x;slot=9c:") || strings.Count(stderr.String(), "\n") != 1 {
+		t.Fatalf("exit %d, stderr %q", code, stderr.String())
+	}
+	ks, err := keyStatus([]string{"yubikey:serial=12345678;slot=9c", "tpm:handle=0x81000010"}, false)
+	if err != nil || len(ks) != 2 || ks[0].URI != "yubikey:serial=12345678;slot=9c" {
+		t.Fatalf("key status %+v %v", ks, err)
+	}
+	if _, err := keyStatus([]string{"file:alice.pem"}, false); err == nil || !strings.Contains(err.Error(), "software keys sign only with --dev") {
+		t.Fatalf("software key without --dev: %v", err)
+	}
+}
+
+// TestTUIRoutineReleaseKeystrokes counts the keys of the routine
+// two-holder release on the terminal ui (demo keys: no PINs or touches).
+// scripts/keystrokes.sh prints the count.
+func TestTUIRoutineReleaseKeystrokes(t *testing.T) {
+	s := startSim(t, nil)
+	s.approveAll()
+	s.wait("SIGNED")
+	s.key(tcell.KeyEnter) // leave
+	if err := s.finish(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("routine two-holder release: %d keystrokes beyond PINs and touches (goal: at most 15)", s.keys)
+	if s.keys > 15 {
+		t.Errorf("routine release took %d keystrokes, goal is at most 15", s.keys)
+	}
+}
