@@ -78,3 +78,18 @@ func TestBinariesWithoutTerminalDoNotPanic(t *testing.T) {
 		}
 	}
 }
+
+// Every command's -h exits 0 and shows its flags and a worked example.
+func TestEveryHelpHasFlagsAndExample(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"--demo", "-h"}, {"review", "-h"}, {"sign", "-h"}, {"init-state", "-h"}, {"export", "-h"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr)
+		help := stderr.String()
+		if code != 0 || !strings.Contains(help, "example") {
+			t.Errorf("%v: exit %d, help without an example:\n%s", args, code, help)
+		}
+		if len(args) > 1 && args[0] != "--demo" && !strings.Contains(help, "flags:") {
+			t.Errorf("%v: help lists no flags:\n%s", args, help)
+		}
+	}
+}

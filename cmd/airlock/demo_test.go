@@ -27,3 +27,16 @@ func TestDemoRemovesItsFolder(t *testing.T) {
 		t.Fatalf("the demo does not say it removed its folder:\n%s", out.String())
 	}
 }
+
+// Every command's -h (but the key commands') exits 0 and shows a worked
+// example.
+func TestEveryCommandHelpHasAnExample(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"init", "-h"}, {"delegate", "-h"}, {"bundle", "-h"}, {"bundle", "create", "-h"}, {"sign", "-h"},
+		{"combine", "-h"}, {"verify", "-h"}, {"client", "-h"}, {"qr", "-h"}, {"qr", "show", "-h"}, {"qr", "scan", "-h"}, {"demo", "-h"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), args, &stdout, &stderr)
+		if code != 0 || !strings.Contains(stdout.String()+stderr.String(), "example") {
+			t.Errorf("%v: exit %d, help without an example:\n%s%s", args, code, stdout.String(), stderr.String())
+		}
+	}
+}

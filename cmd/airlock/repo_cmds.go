@@ -29,7 +29,19 @@ func durationFlag(name, v string) (time.Duration, error) {
 }
 
 func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("airlock init", "usage: airlock init --repo DIR --root-key URI... --targets-key URI... --online-key URI\n", stderr)
+	fs := cli.NewFlagSet("airlock init", `usage: airlock init --repo DIR --root-key URI... --targets-key URI... --online-key URI
+
+Creates a TUF repository: root and targets signed by their keys, snapshot
+and timestamp by the online key. A software online key is remembered
+relative to the repository folder.
+
+examples:
+  airlock key generate --dev --holder online --out online.pem
+  airlock init --repo repo --root-key file:r1.pem --root-key file:r2.pem --root-threshold 2 \
+      --targets-key file:t1.pem --online-key file:online.pem
+  airlock init --repo repo --root-key 'yubikey:serial=12345678;slot=9c' --targets-key 'yubikey:serial=12345678;slot=9d' \
+      --online-key tpm:handle=0x81000010
+`, stderr)
 	repo := fs.String("repo", "", "repository folder to create")
 	var rootKeys, targetsKeys cli.List
 	fs.Var(&rootKeys, "root-key", "root key URI (repeat)")
@@ -110,6 +122,12 @@ The change is a new version of the delegating role (targets). With --sign-key
 it is signed at once (development); with --out it becomes a bundle for a
 delegation ceremony on the appliance. Group keys are key ids, or #N for the
 N-th --key (from 1).
+
+examples:
+  airlock delegate --repo repo --sign-key file:t1.pem --role sigstore --key file:alice.pem \
+      --key file:bob.pem --threshold 2 --paths 'sigstore/*'
+  airlock delegate --repo repo --role sigstore --key alice.json --key bob.json --key carol.json \
+      --threshold 2 --paths 'sigstore/*' --group 'maintainers:1:#1,#2' --out bundle
 `, stderr)
 	repoDir := fs.String("repo", "", "repository folder")
 	role := fs.String("role", "", "delegated role name")
@@ -316,7 +334,13 @@ examples:
 }
 
 func cmdSign(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("airlock sign", "usage: airlock sign --key URI... BUNDLE --out RESPONSE\n\nDevelopment signing of a request; the appliance is the production path.\n", stderr)
+	fs := cli.NewFlagSet("airlock sign", `usage: airlock sign --key URI... BUNDLE --out RESPONSE
+
+Development signing of a request; the appliance is the production path.
+
+example:
+  airlock sign --key file:alice.pem bundle --out alice.json
+`, stderr)
 	var keys cli.List
 	fs.Var(&keys, "key", "key URI (repeat)")
 	out := fs.String("out", "", "response file to write")
