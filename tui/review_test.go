@@ -3,6 +3,7 @@ package tui
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/appliance/content"
@@ -45,5 +46,23 @@ func TestFileListAndDiffIndex(t *testing.T) {
 	}
 	if files, risky := fileCounts(r); files != 3 || risky != 2 {
 		t.Fatalf("counts %d %d", files, risky)
+	}
+}
+
+// The import bar estimates the time left from the rate so far.
+func TestImportTimeLeft(t *testing.T) {
+	s := newImportScreen()
+	t0 := time.Date(2025, 6, 2, 12, 0, 0, 0, time.UTC)
+	if got := s.timeLeft(0, 1000, t0); got != "" {
+		t.Fatalf("at the start: %q", got)
+	}
+	if got := s.timeLeft(250, 1000, t0.Add(10*time.Second)); got != ", about 30s left" {
+		t.Fatalf("a quarter in 10s: %q", got)
+	}
+	if got := s.timeLeft(1000, 1000, t0.Add(40*time.Second)); got != ", done" {
+		t.Fatalf("at the end: %q", got)
+	}
+	if got := s.timeLeft(10, 50, t0.Add(41*time.Second)); got != "" {
+		t.Fatalf("a new file restarts the estimate: %q", got)
 	}
 }
