@@ -116,8 +116,8 @@ func TestE2EDemoUnderTmux(t *testing.T) {
 		k := s.keys
 		s.send("Escape")
 		time.Sleep(300 * time.Millisecond)
-		for i, name := range []string{"metadata", "diff", "provenance", "risks"} {
-			s.send("Right")
+		for i, name := range reviewTabs[1:] {
+			s.send(fmt.Sprint(i + 2))
 			time.Sleep(300 * time.Millisecond)
 			saveScreen(t, fmt.Sprintf("4-review-%d-%s", i+2, name), s.capture())
 		}

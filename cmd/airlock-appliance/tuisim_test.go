@@ -476,3 +476,26 @@ func TestTUIRoutineReleaseKeystrokes(t *testing.T) {
 		t.Errorf("routine release took %d keystrokes, goal is at most 15", s.keys)
 	}
 }
+
+// After a failed export the operator can show the kept response as QR
+// codes instead: the ceremony ends signed with the QR animation on screen.
+func TestTUIExportFailureOffersQR(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "missing", "signatures")
+	s := startSim(t, func(r *tuiRun, _ *appdemo.Demo) { r.out = bad })
+	s.approveAll()
+	s.wait("export failed: the signed response is kept")
+	s.press('3') // show as QR codes
+	screen := s.wait("Response as QR")
+	if !strings.Contains(screen, "Frame") {
+		t.Fatalf("no QR animation:\n%s", screen)
+	}
+	s.key(tcell.KeyEscape) // back to the done screen
+	screen = s.wait("SIGNED")
+	if !strings.Contains(screen, "QR codes on the export screen") {
+		t.Fatalf("the done screen does not say the response went out as QR codes:\n%s", screen)
+	}
+	s.key(tcell.KeyEnter)
+	if err := s.finish(); err != nil {
+		t.Fatal(err)
+	}
+}
