@@ -32,7 +32,7 @@ func TestDemoRemovesItsFolder(t *testing.T) {
 // example.
 func TestEveryCommandHelpHasAnExample(t *testing.T) {
 	for _, args := range [][]string{{"-h"}, {"init", "-h"}, {"delegate", "-h"}, {"bundle", "-h"}, {"bundle", "create", "-h"}, {"sign", "-h"},
-		{"combine", "-h"}, {"verify", "-h"}, {"client", "-h"}, {"qr", "-h"}, {"qr", "show", "-h"}, {"qr", "scan", "-h"}, {"demo", "-h"}} {
+		{"combine", "-h"}, {"verify", "-h"}, {"client", "-h"}, {"client", "init", "-h"}, {"qr", "-h"}, {"qr", "show", "-h"}, {"qr", "scan", "-h"}, {"demo", "-h"}} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), args, &stdout, &stderr)
 		if code != 0 || !strings.Contains(stdout.String()+stderr.String(), "example") {
