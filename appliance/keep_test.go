@@ -200,3 +200,14 @@ func TestKeptRefusesAlteredRecord(t *testing.T) {
 		t.Fatalf("unknown ceremony: %v", err)
 	}
 }
+
+// A mistyped state path is refused and not created.
+func TestOpenStateRefusesMissingDirectory(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "stat")
+	if _, err := OpenState(p, fixedClock()); err == nil || !strings.Contains(err.Error(), "state "+p+" does not exist") {
+		t.Fatalf("OpenState of a missing directory: %v", err)
+	}
+	if _, err := os.Stat(p); err == nil {
+		t.Fatal("OpenState created the missing directory")
+	}
+}
