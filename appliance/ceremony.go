@@ -99,6 +99,10 @@ type Config struct {
 	Bundle BundleSource
 	Keys   KeySource // not needed for Review
 	Sink   Sink      // not needed for Review
+	// Retry, when set, is asked where to write the kept response after an
+	// export failed; without it a failed export ends the ceremony with an
+	// *ExportError (the response stays kept).
+	Retry ExportRetry
 	// AttestOptions are the trust anchors for hardware attestation.
 	AttestOptions attest.Options
 	// ID overrides the generated ceremony id (tests).
@@ -235,25 +239,51 @@ func (c *Ceremony) Run(ctx context.Context) (State, error) {
 	return c.State(), nil
 }
 
+// MaxDateAttempts caps how often the operator is asked for the date.
+const MaxDateAttempts = 10
+
 func (c *Ceremony) start(ctx context.Context) error {
 	date := c.cfg.Date
-	if date.IsZero() {
-		def := c.cfg.Clock.Now().UTC().Format("2006-01-02")
-		ans, err := c.cfg.UI.Ask(ctx, Question{
-			Title:   "today's date",
-			Text:    "The appliance has no network time. Confirm today's date (YYYY-MM-DD) from a calendar you trust: expiry is checked against it.",
-			Default: def,
-		})
-		if err != nil {
-			return c.refuseErr(ctx, err, RuleDate)
+	last := c.cfg.State.Ledger.LastDate()
+	backwards := func(d time.Time) string {
+		if last.IsZero() || !d.Before(last) {
+			return ""
 		}
-		date, err = time.Parse("2006-01-02", strings.TrimSpace(ans))
-		if err != nil {
-			return c.refuse(ctx, RuleDate, fmt.Sprintf("%q is not a date: type it as YYYY-MM-DD", content.Visible(ans)))
+		return fmt.Sprintf("the date %s is earlier than %s, the date of this appliance's last signing: time never goes backwards here; check the calendar and type today's date", d.Format(time.DateOnly), last.Format(time.DateOnly))
+	}
+	if date.IsZero() {
+		// A mistyped or impossible date is asked again with the reason; only
+		// the operator's refusal (or the attempts cap) ends the ceremony.
+		def := c.cfg.Clock.Now().UTC().Format("2006-01-02")
+		text := "The appliance has no network time. Confirm today's date (YYYY-MM-DD) from a calendar you trust: expiry is checked against it."
+		problem := ""
+		for attempt := 1; date.IsZero(); attempt++ {
+			q := Question{Title: "today's date", Text: text, Default: def}
+			if problem != "" {
+				q.Text = problem + " " + text
+			}
+			ans, err := c.cfg.UI.Ask(ctx, q)
+			if err != nil {
+				return c.refuseErr(ctx, err, RuleDate)
+			}
+			d, perr := time.Parse("2006-01-02", strings.TrimSpace(ans))
+			switch {
+			case perr != nil:
+				problem = fmt.Sprintf("%q is not a date: type it as YYYY-MM-DD, e.g. %s.", content.Visible(ans), def)
+			case backwards(d) != "":
+				problem = backwards(d) + "."
+			default:
+				date = d
+				continue
+			}
+			if attempt >= MaxDateAttempts {
+				return c.refuse(ctx, RuleDate, fmt.Sprintf("no valid date after %d attempts: %s", attempt, problem))
+			}
+			c.cfg.UI.Show(ctx, Message{Level: Warning, Text: problem})
 		}
 	}
-	if last := c.cfg.State.Ledger.LastDate(); !last.IsZero() && date.Before(last) {
-		return c.refuse(ctx, RuleDate, fmt.Sprintf("the confirmed date %s is earlier than %s, the date of this appliance's last signing: time never goes backwards here; check the calendar and type today's date", date.Format(time.DateOnly), last.Format(time.DateOnly)))
+	if why := backwards(date); why != "" {
+		return c.refuse(ctx, RuleDate, why)
 	}
 	if err := c.step(applyStarted(c.state, date)); err != nil {
 		return err

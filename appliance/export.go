@@ -2,7 +2,9 @@ package appliance
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 )
@@ -23,7 +25,13 @@ type DirSink string
 func (d DirSink) Export(_ context.Context, e Export) (string, error) {
 	dir := string(d)
 	if err := os.Mkdir(dir, 0o755); err != nil {
-		return "", fmt.Errorf("response folder: %w (give a folder that does not exist yet)", err)
+		switch {
+		case errors.Is(err, fs.ErrExist):
+			return "", fmt.Errorf("response folder %s already exists: give a new folder name (nothing is overwritten)", dir)
+		case errors.Is(err, fs.ErrNotExist):
+			return "", fmt.Errorf("response folder %s: the folder %s that should hold it does not exist: give a new folder inside an existing one", dir, filepath.Dir(dir))
+		}
+		return "", fmt.Errorf("response folder: %w", err)
 	}
 	for _, f := range []struct {
 		name string

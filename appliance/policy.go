@@ -3,8 +3,10 @@ package appliance
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"airlock.dev/airlock/appliance/provenance"
@@ -107,7 +109,7 @@ func ParsePolicy(b []byte) (*Policy, error) {
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&p); err != nil {
-		return nil, fmt.Errorf("policy: %w", err)
+		return nil, fmt.Errorf("policy: %w (the policy file format is described in README.md, \"The policy file\")", policyDecodeError(err))
 	}
 	if dec.More() {
 		return nil, fmt.Errorf("policy: trailing data after the json object")
@@ -129,46 +131,66 @@ func (p *Policy) Validate() error {
 	if len(p.Roles) > MaxPolicyRoles {
 		return fmt.Errorf("policy: %d roles, over the %d cap", len(p.Roles), MaxPolicyRoles)
 	}
-	for name, r := range p.Roles {
-		if err := r.validate(); err != nil {
-			return fmt.Errorf("policy: role %q: %w", name, err)
+	names := make([]string, 0, len(p.Roles))
+	for name := range p.Roles {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the first error is the same on every run
+	for _, name := range names {
+		if name == "" {
+			return fmt.Errorf("policy: roles: a role has an empty name")
+		}
+		if err := p.Roles[name].validate(); err != nil {
+			return fmt.Errorf("policy: roles[%q].%w", name, err)
 		}
 	}
 	return nil
+}
+
+// policyDecodeError names the field of a json decoding error.
+func policyDecodeError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Errorf("field %s: want a %s, got a json %s", te.Field, te.Type, te.Value)
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Errorf("unknown field %s", msg)
+	}
+	return err
 }
 
 func (r RolePolicy) validate() error {
 	kinds := []string{tuf.KindRelease, tuf.KindResign, tuf.KindDelegation, tuf.KindRootRotate, tuf.KindEnrolment}
 	for _, k := range r.Kinds {
 		if !slices.Contains(kinds, k) {
-			return fmt.Errorf("kind %q is not one of %v", k, kinds)
+			return fmt.Errorf("kinds: %q is not one of %v", k, kinds)
 		}
 	}
 	if len(r.Holders) > MaxPolicyHolders {
-		return fmt.Errorf("%d holders, over the %d cap", len(r.Holders), MaxPolicyHolders)
+		return fmt.Errorf("holders: %d names, over the %d cap", len(r.Holders), MaxPolicyHolders)
 	}
 	if r.MinHolders < 0 || r.MinHolders == 1 {
-		return fmt.Errorf("min_holders %d: at least two distinct people approve every signature set", r.MinHolders)
+		return fmt.Errorf("min_holders: %d, want 2 or more: at least two distinct people approve every signature set (0 means 2)", r.MinHolders)
 	}
 	if len(r.Holders) > 0 && len(r.Holders) < r.minHolders() {
-		return fmt.Errorf("%d holders listed but %d must approve", len(r.Holders), r.minHolders())
+		return fmt.Errorf("holders: %d listed but min_holders is %d: list more holders or lower min_holders", len(r.Holders), r.minHolders())
 	}
 	for i, g := range r.Groups {
 		if g.Min < 1 || g.Min > len(g.Holders) {
-			return fmt.Errorf("group[%d] %q needs %d of %d holders", i, g.Name, g.Min, len(g.Holders))
+			return fmt.Errorf("groups[%d].min: group %q needs %d of its %d holders: want 1 to %d", i, g.Name, g.Min, len(g.Holders), len(g.Holders))
 		}
 	}
 	if r.MaxExpiryDays < 0 || r.MaxExpiryDays > 3650 {
-		return fmt.Errorf("max_expiry_days %d: want 1 to 3650", r.MaxExpiryDays)
+		return fmt.Errorf("max_expiry_days: %d, want 1 to 3650 (0 means 365)", r.MaxExpiryDays)
 	}
 	for _, k := range r.KeyKinds {
 		if k != hsm.KindYubiKey && k != hsm.KindTPM && k != hsm.KindFile {
-			return fmt.Errorf("key kind %q: want yubikey, tpm or file", k)
+			return fmt.Errorf("key_kinds: %q, want yubikey, tpm or file", k)
 		}
 	}
 	if r.Provenance != nil {
 		if err := r.Provenance.Provenance().Validate(); err != nil {
-			return err
+			return fmt.Errorf("provenance: %w", err)
 		}
 	}
 	return nil

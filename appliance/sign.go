@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 
@@ -11,6 +12,7 @@ import (
 
 	"airlock.dev/airlock/appliance/audit"
 	"airlock.dev/airlock/appliance/ledger"
+	"airlock.dev/airlock/hsm"
 	"airlock.dev/airlock/tuf"
 )
 
@@ -103,6 +105,11 @@ func (c *Ceremony) pinRotatedRoot(ctx context.Context, sigs []metadata.Signature
 	return c.auditOrRefuse(ctx, "pin-root", "", audit.OutcomeOK, fmt.Sprintf("pinned root version %d", p.Version))
 }
 
+// export keeps the signed response and its record in the state directory,
+// then writes them through the sink. A failed write costs only that
+// write: the retry hook is asked for another sink, and without one the
+// ceremony ends as StepExportFailed with an *ExportError; the response
+// stays kept for ExportKept.
 func (c *Ceremony) export(ctx context.Context, resp *tuf.Response) error {
 	if err := c.auditOrRefuse(ctx, "export", "", audit.OutcomeOK, fmt.Sprintf("response with %d signatures by %v", len(resp.Signatures), resp.Holders)); err != nil {
 		return err
@@ -119,14 +126,51 @@ func (c *Ceremony) export(ctx context.Context, resp *tuf.Response) error {
 	if _, err := tuf.ParseResponse(rb); err != nil {
 		return c.refuse(ctx, RuleExport, "response: "+err.Error())
 	}
-	where, err := c.cfg.Sink.Export(ctx, Export{CeremonyID: c.state.ID, Role: resp.Role, Version: resp.Version, Response: rb, Record: record})
+	e := Export{CeremonyID: c.state.ID, Role: resp.Role, Version: resp.Version, Response: rb, Record: record}
+	kept, err := c.cfg.State.keep(e)
 	if err != nil {
-		_ = c.audit("exported", "", audit.OutcomeFailed, err.Error())
-		return c.refuse(ctx, RuleExport, fmt.Sprintf("writing the response: %v; the ledger keeps version %d for these bytes, so the same bytes can be signed again", err, resp.Version))
+		// Nothing is kept: a failed export now would lose the signatures.
+		_ = c.audit("kept", "", audit.OutcomeFailed, err.Error())
+		return c.refuse(ctx, RuleExport, fmt.Sprintf("signed, but the response could not be kept in the state directory (%v): nothing was exported; the ledger keeps version %d for these bytes, so the same bytes can be signed again once the state directory is writable", err, resp.Version))
 	}
-	_ = c.audit("exported", "", audit.OutcomeInfo, "written to "+where)
-	c.cfg.UI.Show(ctx, Message{Level: Info, Text: "signatures and ceremony record written to " + where})
-	return c.step(applyExported(c.state, where, resp.RecordSHA256))
+	if err := c.step(applyKept(c.state, kept, resp.RecordSHA256)); err != nil {
+		return err
+	}
+	if err := c.audit("kept", "", audit.OutcomeOK, "signed response kept in the state directory as "+kept); err != nil {
+		c.cfg.UI.Show(ctx, Message{Level: Warning, Text: "the audit log could not record that the response is kept: " + err.Error()})
+	}
+	sink := c.cfg.Sink
+	for attempt := 1; ; attempt++ {
+		where, err := sink.Export(ctx, e)
+		if err == nil {
+			_ = c.audit("exported", "", audit.OutcomeInfo, "written to "+where)
+			c.cfg.UI.Show(ctx, Message{Level: Info, Text: "signatures and ceremony record written to " + where})
+			return c.step(applyExported(c.state, where, resp.RecordSHA256))
+		}
+		reason := "signed; the response is kept; export failed: " + err.Error()
+		_ = c.audit("exported", "", audit.OutcomeFailed, fmt.Sprintf("attempt %d: %v", attempt, err))
+		if serr := c.step(applyExportAttemptFailed(c.state, reason)); serr != nil {
+			return serr
+		}
+		c.cfg.UI.Show(ctx, Message{Level: Error, Text: reason})
+		var next Sink
+		var rerr error
+		if c.cfg.Retry != nil && attempt < MaxExportAttempts && ctx.Err() == nil {
+			next, rerr = c.cfg.Retry.RetryExport(ctx, err)
+		}
+		if next == nil || rerr != nil {
+			detail := "export abandoned; the response stays kept as " + kept
+			if rerr != nil && !errors.Is(rerr, context.Canceled) && !errors.Is(rerr, hsm.ErrCancelled) {
+				detail += ": " + rerr.Error()
+			}
+			_ = c.audit("export-abandoned", "", audit.OutcomeFailed, detail)
+			if serr := c.step(applyExportAbandoned(c.state)); serr != nil {
+				return serr
+			}
+			return &ExportError{CeremonyID: c.state.ID, StateDir: c.cfg.State.Path(), Err: err}
+		}
+		sink = next
+	}
 }
 
 // signing is the ledger's view of this ceremony signing with signers.

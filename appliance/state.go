@@ -20,10 +20,14 @@ const (
 	StepExport  Step = "export"  // response and ceremony record leave the appliance
 	StepDone    Step = "done"
 	StepRefused Step = "refused"
+	// StepExportFailed: signed, the response is kept in the state
+	// directory, and no export succeeded. It is written out later without
+	// signing again (ExportKept).
+	StepExportFailed Step = "export-failed"
 )
 
 // Final reports whether no transition leaves s.
-func (s Step) Final() bool { return s == StepDone || s == StepRefused }
+func (s Step) Final() bool { return s == StepDone || s == StepRefused || s == StepExportFailed }
 
 // State is a plain-value snapshot of a ceremony. Transitions (the apply*
 // functions in transition.go) take a State and an already-verified event and
@@ -61,6 +65,11 @@ type State struct {
 
 	// Refusal says why the ceremony stopped, when Step is StepRefused.
 	Refusal *Refusal `json:"refusal,omitempty"`
+	// Kept names the state file that keeps the signed response, written
+	// before any export is tried.
+	Kept string `json:"kept,omitempty"`
+	// ExportFailures are the export attempts that failed, oldest first.
+	ExportFailures []string `json:"export_failures,omitempty"`
 	// Export names where the response and record were written.
 	Export string `json:"export,omitempty"`
 	// RecordSHA256 is the hash of the exported ceremony record.
@@ -155,6 +164,7 @@ func (e *RefusedError) Error() string {
 func (s State) Clone() State {
 	s.Approvals = slices.Clone(s.Approvals)
 	s.Signed = slices.Clone(s.Signed)
+	s.ExportFailures = slices.Clone(s.ExportFailures)
 	if s.Refusal != nil {
 		r := *s.Refusal
 		s.Refusal = &r

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 
 	"airlock.dev/airlock/appliance/audit"
 	"airlock.dev/airlock/appliance/ledger"
@@ -126,6 +127,10 @@ func InitState(path string, p Provision, clock Clock) error {
 func OpenState(path string, clock Clock) (*StateDir, error) {
 	if clock == nil {
 		clock = SystemClock
+	}
+	// A mistyped path must not become a new, empty state directory.
+	if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("state %s does not exist: give the appliance state directory, or provision one with airlock-appliance init-state", path)
 	}
 	d, err := store.OpenDir(path)
 	if err != nil {

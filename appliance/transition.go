@@ -114,6 +114,42 @@ func applySignaturesVerified(s State) (State, error) {
 	return s, nil
 }
 
+// applyKept records that the signed response is kept in the state
+// directory, under name.
+func applyKept(s State, name, recordSHA256 string) (State, error) {
+	if err := expect(s, StepExport); err != nil {
+		return s, err
+	}
+	s.Kept, s.RecordSHA256 = name, recordSHA256
+	return s, nil
+}
+
+// applyExportAttemptFailed records a failed export of the kept response.
+func applyExportAttemptFailed(s State, reason string) (State, error) {
+	if err := expect(s, StepExport); err != nil {
+		return s, err
+	}
+	if s.Kept == "" {
+		return s, fmt.Errorf("export failed before the response was kept")
+	}
+	s = s.Clone()
+	s.ExportFailures = append(s.ExportFailures, reason)
+	return s, nil
+}
+
+// applyExportAbandoned ends a signed ceremony whose response is kept but
+// was not exported.
+func applyExportAbandoned(s State) (State, error) {
+	if err := expect(s, StepExport); err != nil {
+		return s, err
+	}
+	if s.Kept == "" || len(s.ExportFailures) == 0 {
+		return s, fmt.Errorf("no kept response, or no failed export")
+	}
+	s.Step = StepExportFailed
+	return s, nil
+}
+
 // applyExported finishes the ceremony.
 func applyExported(s State, where, recordSHA256 string) (State, error) {
 	if err := expect(s, StepExport); err != nil {

@@ -23,6 +23,8 @@ if [[ "${1:-}" == "--cli" ]]; then
   shift
   exec go run ./cmd/airlock demo "$@"
 fi
-bin=$(mktemp -d)/airlock-appliance
-go build -o "$bin" ./cmd/airlock-appliance
-exec "$bin" --demo "$@"
+# The binary is built into a temporary folder that is removed on exit.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/airlock-appliance" ./cmd/airlock-appliance
+"$tmp/airlock-appliance" --demo "$@"

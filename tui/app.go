@@ -13,8 +13,10 @@
 // apart from the QR half block) and use the space of larger terminals.
 //
 // Keys, on every screen: Esc goes back to the previous screen (nothing is
-// lost; a pending question stays pending), F10 refuses the ceremony, Tab
-// moves between a screen and the question under it.
+// lost; a pending question stays pending), F10 then Enter refuses the
+// ceremony, Tab moves between a screen and the question under it. No
+// single key approves or refuses: a confirmation takes y then Enter to
+// approve, r then Enter to refuse.
 package tui
 
 import (
@@ -76,6 +78,9 @@ type ExportStatus struct {
 	Path     string // where the response was written
 	ReadBack bool   // the written files were read back and match
 	Response []byte // the signature response, shown as an animated QR when set
+	// ShowQR opens the export screen with the QR animation as soon as the
+	// ceremony is done (the operator chose QR as the export).
+	ShowQR bool
 }
 
 // Options configure an App.
@@ -111,6 +116,9 @@ type App struct {
 	history []string // screens visited, newest last
 	pending *request
 	touch   *touchPrompt
+	// refuseArmed: F10 was pressed; Enter now refuses, any other key
+	// continues.
+	refuseArmed bool
 
 	start    *startScreen
 	imports  *importScreen
@@ -272,7 +280,7 @@ func (a *App) StateChanged(s appliance.State) {
 		a.state = s
 		if s.Step != old {
 			a.show(pageFor(s.Step))
-			if a.opts.ExportQR && a.qrAvailable() {
+			if (a.opts.ExportQR || a.export.ShowQR) && a.qrAvailable() {
 				a.show(pageExport)
 			}
 		}
@@ -295,7 +303,7 @@ func pageFor(s appliance.Step) string {
 		return pageApprove
 	case appliance.StepExport:
 		return pageExport
-	case appliance.StepDone, appliance.StepRefused:
+	case appliance.StepDone, appliance.StepRefused, appliance.StepExportFailed:
 		return pageDone
 	}
 	return pageStart
@@ -335,9 +343,25 @@ func (a *App) current() string {
 
 // keys handles the keys every screen shares. It runs on the event loop.
 func (a *App) keys(ev *tcell.EventKey) *tcell.EventKey {
+	if a.refuseArmed {
+		a.refuseArmed = false
+		if ev.Key() == tcell.KeyEnter {
+			a.refuse()
+		}
+		a.redraw()
+		return nil
+	}
 	switch ev.Key() {
 	case tcell.KeyF10:
-		a.refuse()
+		if a.state.Step.Final() {
+			return nil
+		}
+		if a.pending != nil && a.pending.armRefuse != nil {
+			a.pending.armRefuse()
+		} else {
+			a.refuseArmed = true
+		}
+		a.redraw()
 		return nil
 	case tcell.KeyEscape:
 		if a.pending != nil && a.promptFocused() {
@@ -368,6 +392,9 @@ func (a *App) keys(ev *tcell.EventKey) *tcell.EventKey {
 		if a.state.Step.Final() && a.pending == nil && a.opts.Quit != nil {
 			a.opts.Quit()
 			return nil
+		}
+		if a.current() == pageReview && a.review.wantsEnter() {
+			return ev
 		}
 		if a.pending != nil && !a.promptFocused() && !a.review.searching() {
 			a.app.SetFocus(a.pending.focus)
@@ -432,10 +459,19 @@ func (a *App) redraw() {
 		}
 		a.message.SetText("[" + color + "]" + Escape(m.Text) + "[-]")
 	}
-	a.help.SetText(a.helpText())
+	if a.refuseArmed {
+		a.help.SetText(" [white:red] Refuse this ceremony? Enter refuses; any other key continues [-:-]")
+	} else {
+		a.help.SetText(a.helpText())
+	}
 	rows := 0
 	if a.pending != nil {
 		rows = a.pending.rows
+		if !a.promptFocused() {
+			// While the person reads the screen the question shrinks to
+			// its title line; Tab brings it back.
+			rows = 2
+		}
 	} else if a.touch != nil {
 		rows = 1
 	}
@@ -454,7 +490,7 @@ func (a *App) helpText() string {
 	}
 	switch a.current() {
 	case pageReview:
-		keys = append(keys, "Left/Right tab", "/ search", "n next")
+		keys = append(keys, "1-6 tab", "] [ file", "! risk", "/ find")
 	case pageStart, pageVerify, pageApprove, pageDone, pageExport, pageImport:
 		if a.current() == pageDone && a.pending == nil && a.qrAvailable() {
 			keys = append(keys, "q show as QR")
@@ -467,7 +503,7 @@ func (a *App) helpText() string {
 	if a.state.Step.Final() {
 		keys = append(keys, "Enter quit")
 	} else {
-		keys = append(keys, "F10 refuse")
+		keys = append(keys, "F10 Enter refuse")
 	}
 	return " " + strings.Join(keys, " | ")
 }

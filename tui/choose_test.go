@@ -48,13 +48,14 @@ func TestChoosePicksWithKeysAndEscapesOptions(t *testing.T) {
 		t.Fatalf("Choose = %d, %v; want 2, nil", r.i, r.err)
 	}
 
-	// F10 refuses.
+	// F10 then Enter refuses.
 	go func() {
 		i, err := a.Choose(context.Background(), "refuse me", "Choose.", []string{"a"})
 		got <- result{i, err}
 	}()
 	waitFor(t, scr, "refuse me")
 	scr.InjectKey(tcell.KeyF10, 0, tcell.ModNone)
+	scr.InjectKey(tcell.KeyEnter, 0, tcell.ModNone)
 	if r := <-got; r.err == nil {
 		t.Fatal("F10 did not refuse the choice")
 	}

@@ -24,7 +24,22 @@ func newDoneScreen() *doneScreen {
 func (s *doneScreen) update(st appliance.State, ex ExportStatus) {
 	var b strings.Builder
 	if st.Refusal != nil {
-		fmt.Fprintf(&b, "[white:red] REFUSED [-:-] at %s, rule %s\n\n%s\n\nNothing was signed.\n", st.Refusal.Step, st.Refusal.Rule, Escape(st.Refusal.Reason))
+		fmt.Fprintf(&b, "[white:red] REFUSED [-:-] at %s, rule %s\n\n%s\n\n", st.Refusal.Step, st.Refusal.Rule, Escape(st.Refusal.Reason))
+		if len(st.Signed) == 0 {
+			b.WriteString("Nothing was signed.\n")
+		} else {
+			fmt.Fprintf(&b, "%d signature(s) were made but no response left the appliance; the ledger keeps this version for these bytes.\n", len(st.Signed))
+		}
+		s.root.SetText(b.String())
+		return
+	}
+	if st.Step == appliance.StepExportFailed {
+		fmt.Fprintf(&b, "[black:yellow] SIGNED, NOT EXPORTED [-:-] %s version %d\n\n", Escape(st.Role), st.Version)
+		if n := len(st.ExportFailures); n > 0 {
+			fmt.Fprintf(&b, "%s\n\n", Escape(st.ExportFailures[n-1]))
+		}
+		fmt.Fprintf(&b, "Fingerprint  [black:white] %s [-:-]\nKept as      %s in the state directory\n\n", Escape(st.Fingerprint), Escape(st.Kept))
+		fmt.Fprintf(&b, "Nothing needs to be signed again. Write the response out with:\n  airlock-appliance export --state DIR --ceremony %s --out NEW_FOLDER\n", Escape(st.ID))
 		s.root.SetText(b.String())
 		return
 	}

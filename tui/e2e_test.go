@@ -116,8 +116,8 @@ func TestE2EDemoUnderTmux(t *testing.T) {
 		k := s.keys
 		s.send("Escape")
 		time.Sleep(300 * time.Millisecond)
-		for i, name := range []string{"metadata", "diff", "provenance", "risks"} {
-			s.send("Right")
+		for i, name := range reviewTabs[1:] {
+			s.send(fmt.Sprint(i + 2))
 			time.Sleep(300 * time.Millisecond)
 			saveScreen(t, fmt.Sprintf("4-review-%d-%s", i+2, name), s.capture())
 		}
@@ -125,9 +125,9 @@ func TestE2EDemoUnderTmux(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		s.keys = k
 	}
-	s.send("Tab", "Enter") // alice: choose "approve and sign", press it
+	s.send("y", "Enter") // alice: arm "approve and sign", take it
 	s.wait("approve sigstore version 1 - bob (DEMO)")
-	s.send("Tab", "Enter") // bob
+	s.send("y", "Enter") // bob
 	screen = s.wait("SIGNED")
 	saveScreen(t, "7-done", screen)
 	if !strings.Contains(screen, "alice (DEMO), bob (DEMO)") {

@@ -36,6 +36,12 @@ func (s *exportScreen) update(st appliance.State, ex ExportStatus) {
 	if st.Fingerprint != "" {
 		t += fmt.Sprintf("Signed [black:white] %s [-:-]\nsha256 %s\n", Escape(st.Fingerprint), Escape(st.SHA256))
 	}
+	if st.Kept != "" {
+		t += "Kept on the appliance as " + Escape(st.Kept) + "\n"
+	}
+	if n := len(st.ExportFailures); n > 0 && st.Export == "" {
+		t += "[yellow]" + Escape(st.ExportFailures[n-1]) + "[-]\nNothing needs to be signed again.\n"
+	}
 	if ex.Path != "" {
 		t += "Written to " + Escape(ex.Path)
 		if ex.ReadBack {

@@ -3,6 +3,7 @@ package tui
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rivo/tview"
 
@@ -12,12 +13,38 @@ import (
 // importScreen shows where a bundle comes from and how far reading it got.
 type importScreen struct {
 	root *tview.TextView
+	// The reading under way, for the time left: when it started and the
+	// total it was started with.
+	started time.Time
+	total   int64
+	last    int64
 }
 
 func newImportScreen() *importScreen {
 	tv := tview.NewTextView().SetDynamicColors(true).SetWrap(true)
 	tv.SetBorder(true).SetTitle(" 2 import: read the release bundle ")
 	return &importScreen{root: tv}
+}
+
+// timeLeft estimates the time left from the rate so far: ", about 12s
+// left" once a second has passed, ", done" at the end.
+func (s *importScreen) timeLeft(done, total int64, now time.Time) string {
+	if total != s.total || done < s.last || s.started.IsZero() {
+		s.started, s.total = now, total
+	}
+	s.last = done
+	if total <= 0 {
+		return ""
+	}
+	if done >= total {
+		return ", done"
+	}
+	elapsed := now.Sub(s.started)
+	if done <= 0 || elapsed < time.Second {
+		return ""
+	}
+	left := time.Duration(float64(elapsed) * float64(total-done) / float64(done))
+	return fmt.Sprintf(", about %s left", left.Round(time.Second))
 }
 
 // progressBar draws done/total as a bar of width cells, ASCII only.
@@ -41,8 +68,8 @@ func (s *importScreen) update(st appliance.State, imp ImportStatus) {
 		}
 	}
 	if imp.File != "" {
-		fmt.Fprintf(&b, "\nHashing %s\n%s %d of %d bytes\n", Escape(imp.File),
-			Escape(progressBar(imp.Done, imp.Total, 40)), imp.Done, imp.Total)
+		fmt.Fprintf(&b, "\nHashing %s\n%s %d of %d bytes%s\n", Escape(imp.File),
+			Escape(progressBar(imp.Done, imp.Total, 40)), imp.Done, imp.Total, s.timeLeft(imp.Done, imp.Total, time.Now()))
 	}
 	if imp.QR {
 		fmt.Fprintf(&b, "\nScanning QR codes: %.0f%%, %d frames seen\nMessage fingerprint: [::b]%s[::-]\n",

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 
 	"github.com/gdamore/tcell/v2"
 	"github.com/rivo/tview"
@@ -32,6 +33,9 @@ type request struct {
 	// screen.
 	secret *appliance.SecretRequest
 	done   bool
+	// armRefuse, when set, arms the question's own refusal (F10 on a
+	// confirmation); otherwise F10 asks the App's refusal confirmation.
+	armRefuse func()
 }
 
 // answer delivers a and removes the question. It runs on the event loop.
@@ -113,10 +117,19 @@ func (a *App) Ask(ctx context.Context, q appliance.Question) (string, error) {
 	return got.text, err
 }
 
-// Confirm implements appliance.UI: the question, the fingerprint when set,
-// and two buttons with the core's labels. The No button has the focus, so a
-// stray Enter never approves; Yes takes Tab then Enter, or typing the
-// requested text.
+// Keys of a confirmation: each answer is armed by its own letter and
+// taken by Enter, so no single key, and no repeated key, answers.
+const (
+	keyApprove = 'y'
+	keyRefuse  = 'r'
+)
+
+// Confirm implements appliance.UI. Nothing answers with one key: y arms
+// the Yes answer and r the No answer, each shown in its own colour, and
+// Enter takes the armed answer; Enter with nothing armed, or any other
+// key, only says what to press. Leaving the question (Esc) disarms it.
+// With a Typed text the person types it and presses Enter; a typo says
+// what differs and asks again.
 func (a *App) Confirm(ctx context.Context, c appliance.Confirmation) (bool, error) {
 	got, err := a.ask(ctx, func(r *request) tview.Primitive {
 		text := tview.NewTextView().SetDynamicColors(true).SetWrap(true)
@@ -125,31 +138,98 @@ func (a *App) Confirm(ctx context.Context, c appliance.Confirmation) (bool, erro
 			body += "\n[black:white] " + Escape(c.Fingerprint) + " [-:-]  sha256 " + Escape(c.SHA256)
 		}
 		text.SetText(body)
-		form := tview.NewForm().SetButtonsAlign(tview.AlignLeft)
-		form.SetItemPadding(0).SetBorderPadding(0, 0, 0, 0)
-		rows := 3 + wrapped(Plain(c.Text), 76) + boolInt(c.Fingerprint != "" || c.SHA256 != "")
-		if c.Typed != "" {
-			form.AddInputField("type "+Escape(c.Typed)+" to approve:", "", len(c.Typed)+2, nil, nil)
-			form.AddButton(Escape(c.Yes), func() {
-				typed := form.GetFormItem(0).(*tview.InputField).GetText()
-				r.answer(answer{yes: typed == c.Typed})
-			})
-			form.AddButton(Escape(c.No), func() { r.answer(answer{yes: false}) })
-			rows++
-		} else {
-			form.AddButton(Escape(c.No), func() { r.answer(answer{yes: false}) })
-			form.AddButton(Escape(c.Yes), func() { r.answer(answer{yes: true}) })
+		keys := tview.NewTextView().SetDynamicColors(true)
+		armed := rune(0)
+		note := ""
+		render := func() {
+			t := fmt.Sprintf(" [black:green] %c [-:-] %s    [white:red] %c [-:-] %s", keyApprove, Escape(c.Yes), keyRefuse, Escape(c.No))
+			if c.Typed != "" {
+				t = fmt.Sprintf(" [white:red] Ctrl-R [-:-] %s", Escape(c.No))
+			}
+			switch armed {
+			case keyApprove:
+				t = fmt.Sprintf(" [black:green] Enter: %s [-:-] any other key: not yet", Escape(c.Yes))
+			case keyRefuse:
+				t = fmt.Sprintf(" [white:red] Enter: %s (nothing is signed) [-:-] any other key: not yet", Escape(c.No))
+			}
+			if note != "" {
+				t = " [yellow]" + Escape(note) + "[-]"
+			}
+			keys.SetText(t)
 		}
-		form.SetCancelFunc(nil)
-		box := tview.NewFlex().SetDirection(tview.FlexRow).
-			AddItem(text, 0, 1, false).
-			AddItem(form, 1+boolInt(c.Typed != ""), 0, true)
+		var typed *tview.InputField
+		var focus tview.Primitive = keys
+		rows := 3 + wrapped(Plain(c.Text), 76) + boolInt(c.Fingerprint != "" || c.SHA256 != "")
+		box := tview.NewFlex().SetDirection(tview.FlexRow).AddItem(text, 0, 1, false)
+		if c.Typed != "" {
+			typed = tview.NewInputField().SetLabel("type " + Escape(c.Typed) + " and Enter to " + Escape(c.Yes) + ": ").SetFieldWidth(len(c.Typed) + 2)
+			typed.SetFieldBackgroundColor(tcell.ColorBlue)
+			typed.SetDoneFunc(func(k tcell.Key) {
+				if k != tcell.KeyEnter {
+					return
+				}
+				if t := typed.GetText(); t != c.Typed {
+					note = fmt.Sprintf("typed %q, expected %q: type it again", t, c.Typed)
+					typed.SetText("")
+					render()
+					return
+				}
+				r.answer(answer{yes: true})
+			})
+			typed.SetInputCapture(func(ev *tcell.EventKey) *tcell.EventKey {
+				if ev.Key() == tcell.KeyCtrlR {
+					a.app.SetFocus(keys)
+					armed = keyRefuse
+					render()
+					return nil
+				}
+				return ev
+			})
+			focus = typed
+			box.AddItem(typed, 1, 0, true)
+			rows++
+		}
+		keys.SetInputCapture(func(ev *tcell.EventKey) *tcell.EventKey {
+			switch {
+			case ev.Key() == tcell.KeyEnter && armed == keyApprove && typed == nil:
+				r.answer(answer{yes: true})
+			case ev.Key() == tcell.KeyEnter && armed == keyRefuse:
+				r.answer(answer{yes: false})
+			case ev.Key() == tcell.KeyRune && unicode.ToLower(ev.Rune()) == keyApprove && typed == nil:
+				armed, note = keyApprove, ""
+			case ev.Key() == tcell.KeyRune && unicode.ToLower(ev.Rune()) == keyRefuse:
+				armed, note = keyRefuse, ""
+			default:
+				armed = 0
+				if typed != nil {
+					a.app.SetFocus(typed)
+					note = "type the text, then Enter"
+				} else {
+					note = fmt.Sprintf("press %c then Enter to %s, or %c then Enter to %s", keyApprove, c.Yes, keyRefuse, c.No)
+				}
+			}
+			render()
+			return nil
+		})
+		keys.SetBlurFunc(func() { armed = 0; render() })
+		render()
+		box.AddItem(keys, 1, 0, typed == nil)
 		title := Escape(c.Title)
 		if c.Holder != "" {
 			title += " - " + Escape(c.Holder)
 		}
-		r.kind, r.focus, r.rows = "confirm", form, rows
-		r.help = "Tab choose, Enter press"
+		r.kind, r.focus, r.rows = "confirm", focus, rows
+		r.help = fmt.Sprintf("%c Enter %s, %c Enter %s", keyApprove, Escape(c.Yes), keyRefuse, Escape(c.No))
+		if typed != nil {
+			r.help = "type, Enter " + Escape(c.Yes) + ", Ctrl-R Enter " + Escape(c.No)
+		}
+		r.armRefuse = func() {
+			if !keys.HasFocus() {
+				a.app.SetFocus(keys) // blurring disarms: focus first
+			}
+			armed, note = keyRefuse, ""
+			render()
+		}
 		return frame(box, title)
 	})
 	return got.yes && err == nil, err

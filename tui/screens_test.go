@@ -89,28 +89,91 @@ func TestHostileBundleTextChangesNothingElse(t *testing.T) {
 	}
 }
 
-func TestConfirmNeedsExplicitYes(t *testing.T) {
-	a, scr := simApp(t)
-	res := make(chan bool, 1)
+// confirmAsync asks c on a and delivers the answer on the channel.
+func confirmAsync(a *App, c appliance.Confirmation) chan answer {
+	res := make(chan answer, 1)
 	go func() {
-		ok, _ := a.Confirm(context.Background(), appliance.Confirmation{Title: "approve", Text: "sign it?", Yes: "approve and sign", No: "refuse", Holder: "alice", Fingerprint: "aqua oval brew webs"})
-		res <- ok
+		ok, err := a.Confirm(context.Background(), c)
+		res <- answer{yes: ok, err: err}
 	}()
-	waitFor(t, scr, "approve and sign")
-	scr.InjectKey(tcell.KeyEnter, 0, 0) // a stray Enter lands on "refuse"
-	if ok := <-res; ok {
-		t.Fatal("a stray Enter approved")
+	return res
+}
+
+// noAnswer fails if res has an answer after the keys were handled.
+func noAnswer(t *testing.T, res chan answer, what string) {
+	t.Helper()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case got := <-res:
+		t.Fatalf("%s answered the confirmation: %+v", what, got)
+	default:
 	}
-	go func() {
-		ok, _ := a.Confirm(context.Background(), appliance.Confirmation{Title: "approve", Text: "sign it?", Yes: "approve and sign", No: "refuse"})
-		res <- ok
-	}()
-	time.Sleep(50 * time.Millisecond)
+}
+
+var approveQ = appliance.Confirmation{Title: "approve", Text: "sign it?", Yes: "approve and sign", No: "refuse", Holder: "alice", Fingerprint: "aqua oval brew webs"}
+
+// No single key, and no repeated key, approves or refuses: Enter Enter,
+// Tab Enter and stray letters only say what to press; y Enter approves and
+// r Enter refuses, each armed visibly first.
+func TestConfirmNeedsDeliberateDistinctKeys(t *testing.T) {
+	a, scr := simApp(t)
+	res := confirmAsync(a, approveQ)
 	waitFor(t, scr, "approve and sign")
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	noAnswer(t, res, "Enter Enter")
+	waitFor(t, scr, "press y then Enter to approve and sign, or r then Enter to refuse")
 	scr.InjectKey(tcell.KeyTab, 0, 0)
 	scr.InjectKey(tcell.KeyEnter, 0, 0)
-	if ok := <-res; !ok {
-		t.Fatal("Tab, Enter did not approve")
+	scr.InjectKey(tcell.KeyRune, 'x', 0)
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	noAnswer(t, res, "Tab Enter x Enter")
+	// Esc to browse the screen, Tab back, Enter: still nothing.
+	scr.InjectKey(tcell.KeyRune, 'y', 0)
+	waitFor(t, scr, "Enter: approve and sign")
+	scr.InjectKey(tcell.KeyEscape, 0, 0)
+	scr.InjectKey(tcell.KeyTab, 0, 0)
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	noAnswer(t, res, "y Esc Tab Enter")
+	scr.InjectKey(tcell.KeyRune, 'y', 0)
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	if got := <-res; !got.yes || got.err != nil {
+		t.Fatalf("y Enter: %+v, want approval", got)
+	}
+
+	res = confirmAsync(a, approveQ)
+	time.Sleep(50 * time.Millisecond)
+	waitFor(t, scr, "approve and sign")
+	scr.InjectKey(tcell.KeyRune, 'r', 0)
+	waitFor(t, scr, "Enter: refuse (nothing is signed)")
+	scr.InjectKey(tcell.KeyRune, 'y', 0) // changes the armed answer
+	waitFor(t, scr, "Enter: approve and sign")
+	scr.InjectKey(tcell.KeyRune, 'r', 0)
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	if got := <-res; got.yes || got.err != nil {
+		t.Fatalf("r Enter: %+v, want a refusal", got)
+	}
+}
+
+// A typed confirmation with a typo says what differs and asks again.
+func TestConfirmTypedTypoAsksAgain(t *testing.T) {
+	a, scr := simApp(t)
+	c := approveQ
+	c.Typed = "3f9a1c2b"
+	res := confirmAsync(a, c)
+	waitFor(t, scr, "type 3f9a1c2b")
+	for _, r := range "3f9a1c2c" {
+		scr.InjectKey(tcell.KeyRune, r, 0)
+	}
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	noAnswer(t, res, "a typo")
+	waitFor(t, scr, `typed "3f9a1c2c", expected "3f9a1c2b": type it again`)
+	for _, r := range c.Typed {
+		scr.InjectKey(tcell.KeyRune, r, 0)
+	}
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	if got := <-res; !got.yes || got.err != nil {
+		t.Fatalf("typed text: %+v, want approval", got)
 	}
 }
 
@@ -135,7 +198,8 @@ func TestSecretMaskedWithRetries(t *testing.T) {
 	}
 }
 
-func TestRefuseIsOneKey(t *testing.T) {
+// F10 alone does not refuse: it asks, Enter refuses, any other key goes on.
+func TestRefuseNeedsF10ThenEnter(t *testing.T) {
 	a, scr := simApp(t)
 	errc := make(chan error, 1)
 	go func() {
@@ -144,7 +208,27 @@ func TestRefuseIsOneKey(t *testing.T) {
 	}()
 	waitFor(t, scr, "2025-06-02")
 	scr.InjectKey(tcell.KeyF10, 0, 0)
-	if err := <-errc; err == nil {
-		t.Fatal("F10 did not refuse")
+	waitFor(t, scr, "Refuse this ceremony? Enter refuses; any other key continues")
+	scr.InjectKey(tcell.KeyRune, 'x', 0)
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case err := <-errc:
+		t.Fatalf("F10 x answered the question: %v", err)
+	default:
+	}
+	scr.InjectKey(tcell.KeyF10, 0, 0)
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	if err := <-errc; err == nil || !strings.Contains(err.Error(), "refused by the operator") {
+		t.Fatalf("F10 Enter: %v, want the operator's refusal", err)
+	}
+	// On a confirmation F10 arms its refusal: Enter refuses.
+	res := confirmAsync(a, approveQ)
+	time.Sleep(50 * time.Millisecond)
+	waitFor(t, scr, "approve and sign")
+	scr.InjectKey(tcell.KeyF10, 0, 0)
+	waitFor(t, scr, "Enter: refuse (nothing is signed)")
+	scr.InjectKey(tcell.KeyEnter, 0, 0)
+	if got := <-res; got.yes {
+		t.Fatal("F10 Enter approved")
 	}
 }

@@ -38,13 +38,17 @@ func (s *startScreen) update(st appliance.State, status Status) {
 		tpm = "not checked"
 	}
 	fmt.Fprintf(&b, "TPM:          %s\n", Escape(tpm))
-	fmt.Fprintf(&b, "Keys found:   %d\n", len(status.Keys))
+	fmt.Fprintf(&b, "Keys given:   %d\n", len(status.Keys))
 	for _, k := range status.Keys {
 		demo := ""
 		if k.Demo {
 			demo = "[black:yellow] DEMO KEY [-:-] "
 		}
-		fmt.Fprintf(&b, "  %s%s  held by %s\n", demo, Escape(k.URI), Escape(k.Holder))
+		holder := "its holder is read from the signed metadata"
+		if k.Holder != "" {
+			holder = "held by " + Escape(k.Holder)
+		}
+		fmt.Fprintf(&b, "  %s%s  %s\n", demo, Escape(k.URI), holder)
 	}
 	if status.Dev || st.Dev {
 		b.WriteString("\n[black:yellow] Development mode [-:-] software keys may sign. Never use it for a real release.\n")

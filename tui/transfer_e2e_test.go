@@ -142,9 +142,9 @@ func TestE2EImportFromUSBImage(t *testing.T) {
 			t.Errorf("import screen lacks %q:\n%s", want, screen)
 		}
 	}
-	s.send("Tab", "Tab", "Enter") // back to the question, approve as alice
+	s.send("Tab", "y", "Enter") // back to the question, approve as alice
 	s.wait("approve sigstore version 1 - bob (DEMO)")
-	s.send("Tab", "Enter")
+	s.send("y", "Enter")
 	screen = s.wait("SIGNED")
 	if !strings.Contains(screen, "out.img:/sigstore-") {
 		t.Errorf("done screen does not say the response went to the usb image:\n%s", screen)
@@ -255,9 +255,9 @@ func TestE2EImportOverQR(t *testing.T) {
 			t.Errorf("import screen lacks %q:\n%s", want, screen)
 		}
 	}
-	s.send("Tab", "Tab", "Enter")
+	s.send("Tab", "y", "Enter")
 	s.wait("approve sigstore version 1 - bob (DEMO)")
-	s.send("Tab", "Enter")
+	s.send("y", "Enter")
 	s.wait("SIGNED")
 	s.send("Enter")
 	s.waitExit(status)

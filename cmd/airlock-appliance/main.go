@@ -18,6 +18,7 @@ import (
 
 	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/appliance/content"
+	"airlock.dev/airlock/appliance/provenance"
 	"airlock.dev/airlock/hsm"
 	_ "airlock.dev/airlock/hsm/piv"
 	_ "airlock.dev/airlock/hsm/tpm"
@@ -36,18 +37,24 @@ usage: airlock-appliance [--demo]            start the terminal ui
 commands:
   review      verify a release bundle and print its review model (no signing)
   sign        run a scripted signing ceremony with the same rules as the ui
+  export      write a kept signed response out again (nothing is signed)
   init-state  provision a new appliance state directory
 
 examples:
   airlock-appliance init-state --state /var/lib/airlock --root 1.root.json --policy policy.json \
       --trusted-root trusted_root.json
   airlock-appliance review --state /var/lib/airlock bundle --json
-  airlock-appliance sign --state /var/lib/airlock bundle --key yubikey:serial=12345678;slot=9c \
+  airlock-appliance sign --state /var/lib/airlock bundle --key 'yubikey:serial=12345678;slot=9c' \
       --key tpm:handle=0x81000010 --out response
   airlock-appliance sign --dev --date 2025-06-02 --confirm-fingerprint HEX --state st bundle \
       --key file:alice.pem --key file:bob.pem --out response
-  airlock-appliance sign --state /var/lib/airlock bundle --key ... --usb /dev/sdb
+  airlock-appliance sign --state /var/lib/airlock bundle --key ... --export-usb /dev/sdb
+  airlock-appliance export --state /var/lib/airlock --out response-again
+  airlock-appliance --demo
 
+Input and output flags are named the same everywhere: --bundle and --usb
+name where the bundle comes from, --out and --export-usb where the response
+goes. Run airlock-appliance COMMAND -h for a command's flags.
 Exit status: 0 success, 1 refused or failed, 2 usage error.
 `
 
@@ -73,11 +80,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.Exit("airlock-appliance sign", stderr, cmdSign(ctx, args[1:], stdout, stderr))
 	case "init-state":
 		return cli.Exit("airlock-appliance init-state", stderr, cmdInitState(args[1:], stdout, stderr))
+	case "export":
+		return cli.Exit("airlock-appliance export", stderr, cmdExport(ctx, args[1:], stdout, stderr))
 	}
 	if strings.HasPrefix(args[0], "-") {
 		return cli.Exit("airlock-appliance", stderr, startTUI(ctx, args, stdout, stderr))
 	}
-	return cli.Exit("airlock-appliance", stderr, cli.Usagef("unknown command %q (commands: review, sign, init-state)", args[0]))
+	return cli.Exit("airlock-appliance", stderr, cli.Usagef("unknown command %q (commands: review, sign, export, init-state)", args[0]))
 }
 
 func version() string { return cli.Version(Version) }
@@ -99,20 +108,47 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+const initStateUsage = `usage: airlock-appliance init-state --state DIR --root ROOT.json --policy POLICY.json --trusted-root trusted_root.json
+           [--npm-keys npm-keys.json] [--tpm-ak tpm-ak.pem] [--reprovision]
+
+Provisions the appliance state: the pinned TUF root, the policy (its format
+is in README.md, "The policy file") and the Sigstore trusted root that
+provenance is verified against. A state directory is provisioned once;
+--reprovision replaces the root, policy and trust of a provisioned one after
+copying it whole into DIR.backup-TIME, and keeps its ledger and audit log.
+File names are relative to the working directory.
+
+examples:
+  airlock-appliance init-state --state /var/lib/airlock --root repo/metadata/1.root.json \
+      --policy policy.json --trusted-root trusted_root.json
+  airlock-appliance init-state --state /var/lib/airlock --root repo/metadata/2.root.json \
+      --policy policy.json --trusted-root trusted_root.json --reprovision
+`
+
 func cmdInitState(args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("airlock-appliance init-state", "usage: airlock-appliance init-state --state DIR --root ROOT.json --policy POLICY.json [--trusted-root trusted_root.json] [--npm-keys npm-keys.json] [--tpm-ak tpm-ak.pem]\n", stderr)
+	fs := cli.NewFlagSet("airlock-appliance init-state", initStateUsage, stderr)
 	state := fs.String("state", "", "state directory to create")
 	root := fs.String("root", "", "signed TUF root to pin")
 	policy := fs.String("policy", "", "appliance policy file")
-	trusted := fs.String("trusted-root", "", "sigstore trusted_root.json to pin (needed for provenance)")
+	trusted := fs.String("trusted-root", "", "sigstore trusted_root.json to pin (provenance is verified against it)")
 	npm := fs.String("npm-keys", "", "npm registry keys (optional)")
 	tpmAK := fs.String("tpm-ak", "", "PEM public key of the appliance TPM's attestation key, to verify TPM key attestations (optional)")
+	reprovision := fs.Bool("reprovision", false, "replace the root, policy and trust of a provisioned state, after a backup; the ledger and audit log stay")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
-	if len(pos) > 0 || *state == "" || *root == "" || *policy == "" {
-		return cli.Usagef("init-state needs --state, --root and --policy and no other arguments")
+	if len(pos) > 0 {
+		return cli.Usagef("init-state takes no arguments, got %q", pos[0])
+	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"--state", *state}, {"--root", *root}, {"--policy", *policy}, {"--trusted-root", *trusted}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return cli.Usagef("init-state needs %s (a state without a sigstore trusted root cannot verify provenance)", strings.Join(missing, ", "))
 	}
 	var p appliance.Provision
 	for _, f := range []struct {
@@ -128,10 +164,33 @@ func cmdInitState(args []string, stdout, stderr io.Writer) error {
 		}
 		*f.dst = b
 	}
+	if err := checkTrustedRoot(*trusted, p.TrustedRoot); err != nil {
+		return err
+	}
+	if *reprovision {
+		backup, err := appliance.Reprovision(*state, p, appliance.SystemClock)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "state %s re-provisioned; the previous state is in %s\n", *state, backup)
+		return nil
+	}
 	if err := appliance.InitState(*state, p, appliance.SystemClock); err != nil {
+		if strings.Contains(err.Error(), "already holds a pinned root") {
+			return fmt.Errorf("%w: to replace its root, policy and trust, add --reprovision (the old state is backed up first)", err)
+		}
 		return err
 	}
 	fmt.Fprintf(stdout, "state provisioned in %s\n", *state)
+	return nil
+}
+
+// checkTrustedRoot checks that b is a Sigstore trusted root the provenance
+// verifier can load.
+func checkTrustedRoot(path string, b []byte) error {
+	if _, err := provenance.New(provenance.Config{TrustedRoot: b}); err != nil {
+		return fmt.Errorf("--trusted-root %s: %w", path, err)
+	}
 	return nil
 }
 
@@ -195,7 +254,15 @@ func (c *commonFlags) parseDate() (time.Time, error) {
 }
 
 func cmdReview(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("airlock-appliance review", "usage: airlock-appliance review --state DIR BUNDLE [--json] [--date YYYY-MM-DD]\n", stderr)
+	fs := cli.NewFlagSet("airlock-appliance review", `usage: airlock-appliance review --state DIR BUNDLE [--json] [--date YYYY-MM-DD] [--dev]
+
+Verifies a release bundle folder exactly as a ceremony does and prints what
+would be signed; nothing is signed and no key is needed.
+
+examples:
+  airlock-appliance review --state /var/lib/airlock bundle
+  airlock-appliance review --state /var/lib/airlock --date 2025-06-02 bundle --json
+`, stderr)
 	var c commonFlags
 	c.add(fs)
 	asJSON := fs.Bool("json", false, "print the review model as json")
@@ -231,20 +298,38 @@ func cmdReview(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func cmdSign(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("airlock-appliance sign", "usage: airlock-appliance sign --state DIR BUNDLE --key URI... (--out DIR | --usb DEVICE) [--dev] [--date YYYY-MM-DD] [--confirm-fingerprint HEX]\n", stderr)
+	fs := cli.NewFlagSet("airlock-appliance sign", `usage: airlock-appliance sign --state DIR BUNDLE --key URI... (--out NEW_FOLDER | --export-usb DEVICE)
+           [--dev] [--date YYYY-MM-DD] [--confirm-fingerprint HEX]
+
+A scripted ceremony under the same rules as the terminal ui: each holder
+confirms the fingerprint on the terminal (or --confirm-fingerprint gives the
+sha256 every holder checked). The signed response is kept in the state
+directory before it is written out; if writing fails, airlock-appliance
+export writes it later without signing again.
+
+examples:
+  airlock-appliance sign --state /var/lib/airlock bundle --key 'yubikey:serial=12345678;slot=9c' \
+      --key 'yubikey:serial=23456789;slot=9c' --out response
+  airlock-appliance sign --state /var/lib/airlock bundle --key 'yubikey:serial=12345678;slot=9c' \
+      --key tpm:handle=0x81000010 --export-usb /dev/sdb
+`, stderr)
 	var c commonFlags
 	c.add(fs)
 	var keys cli.List
 	fs.Var(&keys, "key", "key URI to sign with (repeat; one or more per holder)")
 	out := fs.String("out", "", "folder to write response.json and record.json to (must not exist)")
-	usbDev := fs.String("usb", "", "USB stick device or FAT32 image to write the response folder to (instead of --out)")
+	usbDev := fs.String("export-usb", "", "USB stick device or FAT32 image to write the response folder to (instead of --out)")
+	usbIn := fs.String("usb", "", "not for sign: the bundle is the folder argument (write the response to a stick with --export-usb)")
 	confirm := fs.String("confirm-fingerprint", "", "sha256 of the bytes every holder confirms, for non-interactive runs")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
+	if *usbIn != "" {
+		return cli.Usagef("--usb names where a bundle is read from; sign reads the bundle folder given as argument and writes the response with --out NEW_FOLDER or --export-usb DEVICE")
+	}
 	if len(pos) != 1 || c.state == "" || (*out == "") == (*usbDev == "") || len(keys) == 0 {
-		return cli.Usagef("sign needs --state DIR, one bundle folder, --key URI (repeated) and one of --out DIR or --usb DEVICE")
+		return cli.Usagef("sign needs --state DIR, one bundle folder, --key URI (repeated) and one of --out NEW_FOLDER or --export-usb DEVICE")
 	}
 	var sink appliance.Sink = appliance.DirSink(*out)
 	if *usbDev != "" {
@@ -290,6 +375,10 @@ type termUI struct {
 }
 
 func (u *termUI) Show(_ context.Context, m appliance.Message) {
+	if m.Level == appliance.Error {
+		// An error ends the run; cli.Exit prints it once.
+		return
+	}
 	fmt.Fprintf(u.out, "%s: %s\n", m.Level, m.Text)
 }
 
@@ -326,12 +415,26 @@ func (u *termUI) Confirm(_ context.Context, c appliance.Confirmation) (bool, err
 		}
 		return ok, nil
 	}
-	ans, err := u.readLine(fmt.Sprintf("%s\n%s\ntype %q to %s, anything else to %s: ", c.Title, c.Text, "yes", c.Yes, c.No))
-	if err != nil {
-		return false, err
+	prompt := fmt.Sprintf("%s\n%s\ntype %q to %s, %q to %s: ", c.Title, c.Text, "yes", c.Yes, "refuse", c.No)
+	for range maxConfirmAsks {
+		ans, err := u.readLine(prompt)
+		if err != nil {
+			return false, err
+		}
+		switch strings.ToLower(ans) {
+		case "yes":
+			return true, nil
+		case "refuse":
+			return false, nil
+		}
+		prompt = fmt.Sprintf("%q is neither %q nor %q: type %q to %s, %q to %s: ", content.Visible(ans), "yes", "refuse", "yes", c.Yes, "refuse", c.No)
 	}
-	return ans == "yes", nil
+	return false, fmt.Errorf("no answer after %d questions: %w", maxConfirmAsks, hsm.ErrCancelled)
 }
+
+// maxConfirmAsks caps how often a confirmation is asked again on the
+// plain terminal.
+const maxConfirmAsks = 5
 
 func (u *termUI) Secret(ctx context.Context, r appliance.SecretRequest) ([]byte, error) {
 	uri, err := hsm.ParseURI(r.Key)

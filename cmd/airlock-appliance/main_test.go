@@ -120,12 +120,18 @@ func TestReviewAndSignFixtureRelease(t *testing.T) {
 	if err != nil || len(resp.Signatures) != 2 || !resp.Dev || resp.SignedSHA256 != r.SHA256 {
 		t.Fatalf("response %+v %v", resp, err)
 	}
-	// --out and --usb are exclusive; --usb writes the response to a FAT32
-	// stick image, re-signing the same bytes (the ledger allows it).
+	// --out and --export-usb are exclusive; --export-usb writes the
+	// response to a FAT32 stick image, re-signing the same bytes (the
+	// ledger allows it). --usb names an input and is refused with a hint.
 	errb.Reset()
-	if code := run(ctx, append([]string{"sign", "--dev", "--state", state, bdir, "--out", filepath.Join(dir, "resp3"), "--usb", "x", "--date", date,
+	if code := run(ctx, append([]string{"sign", "--dev", "--state", state, bdir, "--out", filepath.Join(dir, "resp3"), "--export-usb", "x", "--date", date,
 		"--confirm-fingerprint", r.SHA256}, keyArgs...), &out, &errb); code != 2 {
-		t.Fatalf("--out with --usb: %d %s", code, errb.String())
+		t.Fatalf("--out with --export-usb: %d %s", code, errb.String())
+	}
+	errb.Reset()
+	if code := run(ctx, append([]string{"sign", "--dev", "--state", state, bdir, "--usb", "x", "--date", date,
+		"--confirm-fingerprint", r.SHA256}, keyArgs...), &out, &errb); code != 2 || !strings.Contains(errb.String(), "--export-usb DEVICE") {
+		t.Fatalf("sign --usb: %d %s", code, errb.String())
 	}
 	if _, err := exec.LookPath("mkfs.vfat"); err != nil {
 		t.Skip("mkfs.vfat (dosfstools) is not installed")
@@ -138,9 +144,9 @@ func TestReviewAndSignFixtureRelease(t *testing.T) {
 	}
 	errb.Reset()
 	out.Reset()
-	if code := run(ctx, append([]string{"sign", "--dev", "--state", state, bdir, "--usb", img, "--date", date,
+	if code := run(ctx, append([]string{"sign", "--dev", "--state", state, bdir, "--export-usb", img, "--date", date,
 		"--confirm-fingerprint", r.SHA256}, keyArgs...), &out, &errb); code != 0 || !strings.Contains(out.String(), img+":/sigstore-v") {
-		t.Fatalf("sign --usb: %d %s %s", code, out.String(), errb.String())
+		t.Fatalf("sign --export-usb: %d %s %s", code, out.String(), errb.String())
 	}
 	v, err := usb.Open(img)
 	if err != nil {

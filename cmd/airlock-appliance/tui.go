@@ -6,17 +6,18 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
 	"airlock.dev/airlock/appliance"
+	"airlock.dev/airlock/hsm"
 	"airlock.dev/airlock/internal/appdemo"
 	"airlock.dev/airlock/internal/cli"
 	"airlock.dev/airlock/tuf"
 	"airlock.dev/airlock/tui"
 
+	"github.com/gdamore/tcell/v2"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"golang.org/x/term"
 )
@@ -34,7 +35,13 @@ animated QR code with its fingerprint.
 --demo prepares a demo release (sigstore 1.3.0 -> 2.0.0 with its real
 provenance, two holders with DEMO development keys) in a new folder and
 walks through the whole ceremony; the signatures are written to
-DIR/signatures.
+DIR/signatures. Without --dir the folder is temporary and removed at the end.
+
+examples:
+  airlock-appliance --demo
+  airlock-appliance --demo --dir airlock-demo
+  airlock-appliance --state /var/lib/airlock --key 'yubikey:serial=12345678;slot=9c' \
+      --key 'yubikey:serial=23456789;slot=9c' --out /media/out/response
 `
 
 // keyList collects repeated --key flags.
@@ -61,6 +68,11 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	if !*demo {
+		if _, err := keyStatus(keys, *dev); err != nil {
+			return err
+		}
+	}
 	// The screen itself is drawn on /dev/tty; stdout may be redirected to a
 	// log, but the keys must come from a terminal.
 	if !term.IsTerminal(int(os.Stdin.Fd())) {
@@ -69,11 +81,16 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var status tui.Status
 	if *demo {
 		if *dir == "" {
+			// A folder of our own is removed at the end: give --dir to keep it.
 			d, err := os.MkdirTemp("", "airlock-appliance-demo-")
 			if err != nil {
 				return err
 			}
 			*dir = d
+			defer func() {
+				os.RemoveAll(d)
+				fmt.Fprintf(stdout, "demo folder %s removed (airlock-appliance --demo --dir DIR keeps it)\n", d)
+			}()
 		}
 		d, err := appdemo.Prepare(*dir, time.Now())
 		if err != nil {
@@ -87,6 +104,12 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		status.TPM = "not used by the demo"
 	} else if *state == "" || *out == "" || len(keys) == 0 {
 		return cli.Usagef("--state, --out and at least one --key are needed (or --demo)")
+	} else {
+		ks, err := keyStatus(keys, *dev)
+		if err != nil {
+			return err
+		}
+		status.Keys = ks
 	}
 	sources := 0
 	for _, f := range []string{*bundleDir, *usbDev, *qrDir} {
@@ -97,12 +120,46 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if sources > 1 && !*demo || sources > 2 {
 		return cli.Usagef("give at most one of --bundle, --usb and --qr-images")
 	}
-	st, err := appliance.OpenState(*state, nil)
+	return runTUI(ctx, tuiRun{state: *state, bundleDir: *bundleDir, usbDev: *usbDev, qrDir: *qrDir, out: *out,
+		exportUSB: *exportUSB, exportQR: *exportQR, dev: *dev, keys: keys, status: status}, stdout, nil)
+}
+
+// keyStatus checks the --key URIs before anything starts (a typo is a
+// usage error, not a refusal after the review) and lists them for the
+// start screen.
+func keyStatus(keys []string, dev bool) ([]tui.KeyStatus, error) {
+	var out []tui.KeyStatus
+	for _, k := range keys {
+		u, err := hsm.ParseURI(k)
+		if err != nil {
+			return nil, cli.Usagef("--key %s: %v", k, err)
+		}
+		if u.Kind == hsm.KindFile && !dev {
+			return nil, cli.Usagef("--key %s is a software key: software keys sign only with --dev", k)
+		}
+		out = append(out, tui.KeyStatus{URI: u.String()})
+	}
+	return out, nil
+}
+
+// tuiRun is what a terminal ui ceremony needs, from the flags.
+type tuiRun struct {
+	state, bundleDir, usbDev, qrDir, out, exportUSB string
+	exportQR, dev                                   bool
+	keys                                            []string
+	status                                          tui.Status
+}
+
+// runTUI runs one ceremony on the terminal ui; screen, when not nil,
+// replaces the terminal (tests pass a tcell simulation screen).
+func runTUI(ctx context.Context, r tuiRun, stdout io.Writer, screen tcell.Screen) error {
+	status := r.status
+	st, err := appliance.OpenState(r.state, nil)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	status.Dev, status.StateDir = *dev, *state
+	status.Dev, status.StateDir = r.dev, r.state
 	if v, exp, err := rootFacts(st.Root); err == nil {
 		status.RootVersion, status.RootExpires = v, exp
 		if days := time.Until(exp).Hours() / 24; days < 30 {
@@ -119,12 +176,16 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	quit := make(chan struct{})
 	var once sync.Once
-	app := tui.New(tui.Options{Refuse: cancel, Quit: func() { once.Do(func() { close(quit) }) }, ExportQR: *exportQR})
+	app := tui.New(tui.Options{Refuse: cancel, Quit: func() { once.Do(func() { close(quit) }) }, ExportQR: r.exportQR})
+	if screen != nil {
+		app.SetScreen(screen)
+	}
 	app.SetStatus(status)
 	cer, err := appliance.New(appliance.Config{
-		State: st, UI: app, Listener: app, Dev: *dev,
-		Bundle: bundleSource(app, *bundleDir, *usbDev, *qrDir, work),
-		Keys:   appliance.KeyURIs(keys), Sink: exportSink{ui: app, dir: *out, usb: *exportUSB},
+		State: st, UI: app, Listener: app, Dev: r.dev,
+		Bundle: bundleSource(app, r.bundleDir, r.usbDev, r.qrDir, work),
+		Keys:   appliance.KeyURIs(r.keys), Sink: exportSink{ui: app, dir: r.out, usb: r.exportUSB},
+		Retry: exportRetry{ui: app},
 	})
 	if err != nil {
 		return err
@@ -155,7 +216,7 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return runErr
 	}
-	fmt.Fprintf(stdout, "signed %s version %d; signature response and ceremony record in %s\n", final.Role, final.Version, filepath.Clean(*out))
+	fmt.Fprintf(stdout, "signed %s version %d; signature response and ceremony record in %s\n", final.Role, final.Version, final.Export)
 	return nil
 }
 

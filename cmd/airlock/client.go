@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -36,6 +37,9 @@ example:
 	targetURL := fs.String("target-base-url", "", "base URL of the repository's targets")
 	targetDir := fs.String("target-dir", "", "directory to store verified targets in")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if slices.ContainsFunc(args, func(a string) bool { return a == "-h" || a == "-help" || a == "--help" }) {
+		args = []string{"-h"} // "airlock client init -h" asks for help too
+	}
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}

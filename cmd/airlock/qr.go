@@ -53,6 +53,10 @@ func cmdQR(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return cli.Usagef("airlock qr needs a subcommand: show, scan")
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stderr, qrUsage)
+		fmt.Fprintln(stderr, "\nRun airlock qr show -h or airlock qr scan -h for each subcommand's flags.")
+		return nil
 	case "show":
 		return qrShow(ctx, args[1:], stdout, stderr)
 	case "scan":

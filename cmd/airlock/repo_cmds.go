@@ -33,7 +33,19 @@ func durationFlag(name, v string) (time.Duration, error) {
 }
 
 func cmdInit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("airlock init", "usage: airlock init --repo DIR --root-key URI... --targets-key URI... --online-key URI\n", stderr)
+	fs := cli.NewFlagSet("airlock init", `usage: airlock init --repo DIR --root-key URI... --targets-key URI... --online-key URI
+
+Creates a TUF repository: root and targets signed by their keys, snapshot
+and timestamp by the online key. A software online key is remembered
+relative to the repository folder.
+
+examples:
+  airlock key generate --dev --holder online --out online.pem
+  airlock init --repo repo --root-key file:r1.pem --root-key file:r2.pem --root-threshold 2 \
+      --targets-key file:t1.pem --online-key file:online.pem
+  airlock init --repo repo --root-key 'yubikey:serial=12345678;slot=9c' --targets-key 'yubikey:serial=12345678;slot=9d' \
+      --online-key tpm:handle=0x81000010
+`, stderr)
 	pinFile := pinFileFlag(fs)
 	repo := fs.String("repo", "", "repository folder to create")
 	var rootKeys, targetsKeys cli.List
@@ -118,6 +130,12 @@ The change is a new version of the delegating role (targets). With --sign-key
 it is signed at once (development); with --out it becomes a bundle for a
 delegation ceremony on the appliance. Group keys are key ids, or #N for the
 N-th --key (from 1).
+
+examples:
+  airlock delegate --repo repo --sign-key file:t1.pem --role sigstore --key file:alice.pem \
+      --key file:bob.pem --threshold 2 --paths 'sigstore/*'
+  airlock delegate --repo repo --role sigstore --key alice.json --key bob.json --key carol.json \
+      --threshold 2 --paths 'sigstore/*' --group 'maintainers:1:#1,#2' --out bundle
 `, stderr)
 	pinFile := pinFileFlag(fs)
 	repoDir := fs.String("repo", "", "repository folder")
@@ -262,11 +280,25 @@ func parseGroup(s string, ids []string) (tuf.Group, error) {
 }
 
 func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "create" {
-		return cli.Usagef("usage: airlock bundle create --repo DIR --role NAME --add FILE[=TARGET]... --out BUNDLE")
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		args = []string{"create", "-h"}
 	}
+	if len(args) == 0 || args[0] != "create" {
+		return cli.Usagef("airlock bundle has one subcommand: airlock bundle create --repo DIR --role NAME --add FILE[=TARGET]... --out BUNDLE")
+	}
+	args = args[1:]
 	fs := cli.NewFlagSet("airlock bundle create", `usage: airlock bundle create --repo DIR --role NAME --add FILE[=TARGET]... [--remove TARGET]...
        [--provenance FILE[=TARGET]]... [--previous FILE[=TARGET]]... [--expires 90d] [--note TEXT] --out BUNDLE
+
+Builds a release bundle for the appliance: the request (the new metadata to
+sign and the chain it rests on), the artifacts, their provenance and the
+previous release for the content review. Relative paths are relative to
+the working directory.
+
+examples:
+  airlock bundle create --repo repo --role sigstore --add sigstore-2.0.0.tgz=sigstore/sigstore-2.0.0.tgz \
+      --provenance sigstore-2.0.0.sigstore.json --previous sigstore-1.3.0.tgz --out bundle
+  airlock bundle create --repo repo --role sigstore --remove sigstore/sigstore-1.3.0.tgz --out bundle
 `, stderr)
 	repoDir := fs.String("repo", "", "repository folder")
 	role := fs.String("role", "", "role to release")
@@ -278,7 +310,7 @@ func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	expires := fs.String("expires", "90d", "expiry of the new version")
 	note := fs.String("note", "", "note for the key holders (shown as untrusted text)")
 	out := fs.String("out", "", "bundle folder to write")
-	if err := cli.Parse(fs, args[1:]); err != nil {
+	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
 	if *repoDir == "" || *role == "" || *out == "" {
@@ -315,7 +347,13 @@ func cmdBundle(ctx context.Context, args []string, stdout, stderr io.Writer) err
 }
 
 func cmdSign(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := cli.NewFlagSet("airlock sign", "usage: airlock sign --key URI... BUNDLE --out RESPONSE\n\nDevelopment signing of a request; the appliance is the production path.\n", stderr)
+	fs := cli.NewFlagSet("airlock sign", `usage: airlock sign --key URI... BUNDLE --out RESPONSE
+
+Development signing of a request; the appliance is the production path.
+
+example:
+  airlock sign --key file:alice.pem bundle --out alice.json
+`, stderr)
 	pinFile := pinFileFlag(fs)
 	var keys cli.List
 	fs.Var(&keys, "key", "key URI (repeat)")

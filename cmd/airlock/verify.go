@@ -23,6 +23,11 @@ ROOT.json (each step signed by the old and the new root keys), timestamp,
 snapshot, targets and the delegations leading to NAME (thresholds met by
 distinct keys, approval groups, exact versions and hashes, expiry), then the
 target's bytes, compared with PATH when given.
+
+examples:
+  airlock verify --root repo/metadata/1.root.json --repo repo --target sigstore/sigstore-2.0.0.tgz
+  airlock verify --root 1.root.json --repo https://example.org/tuf --target sigstore/sigstore-2.0.0.tgz \
+      --file sigstore-2.0.0.tgz --json
 `, stderr)
 	rootFile := fs.String("root", "", "trusted root metadata")
 	repo := fs.String("repo", "", "repository folder or http(s) URL")
