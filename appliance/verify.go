@@ -89,13 +89,7 @@ func verifyBundle(st *StateDir, b *Bundle, date time.Time, dev bool) (*verified,
 	if !ok {
 		return nil, refuse(RulePolicy, "role %s is not in this appliance's policy: the security officer must add it to %s before it can be signed here", content.Visible(req.Role), PolicyFile)
 	}
-	if !pol.ceremonyAllowed(req.Kind) {
-		return nil, refuse(RulePolicy, "the policy does not allow %s ceremonies for role %s (allowed: %s)", content.Visible(req.Kind), req.Role, strings.Join(pol.Kinds, ", "))
-	}
 	v.policy = pol
-	if err := checkKind(req); err != nil {
-		return nil, err
-	}
 	p, err := req.Payload()
 	if err != nil {
 		return nil, refuse(RuleMetadata, "%v", err)
@@ -163,6 +157,20 @@ func verifyBundle(st *StateDir, b *Bundle, date time.Time, dev bool) (*verified,
 		r.OldExpires = currentTargets.Signed.Expires
 	}
 	r.OldVersion = current
+
+	// The kind comes from what the bytes change, never from the label; the
+	// policy applies to the derived kind.
+	kind, why := tuf.KindRootRotate, "it is a new root version"
+	if p.Targets != nil {
+		kind, why = tuf.DeriveTargetsKind(currentTargets, p.Targets)
+	}
+	if err := tuf.CheckKindLabel(req.Kind, kind, why); err != nil {
+		return nil, refuse(RuleMetadata, "%v: do not sign; a ceremony is reviewed and approved as what its bytes do, ask CI for a bundle labelled %s", err, kind)
+	}
+	if !pol.ceremonyAllowed(kind) && !(kind == tuf.KindEnrolment && pol.ceremonyAllowed(tuf.KindDelegation)) {
+		return nil, refuse(RulePolicy, "the policy does not allow %s ceremonies for role %s (allowed: %s); this request is a %s because %s", kind, req.Role, strings.Join(pol.Kinds, ", "), kind, why)
+	}
+	r.Kind = kind
 	if p.Version <= current {
 		return nil, refuse(RuleVersion, "version %d of %s is not above the current version %d: rebuild the bundle with version %d or higher", p.Version, req.Role, current, current+1)
 	}
@@ -179,9 +187,6 @@ func verifyBundle(st *StateDir, b *Bundle, date time.Time, dev bool) (*verified,
 	// 3. Metadata changes.
 	if p.Targets != nil {
 		r.Targets = tuf.DiffTargets(currentTargets, p.Targets)
-		if req.Kind == tuf.KindResign && len(r.Targets) > 0 {
-			return nil, refuse(RuleMetadata, "a re-sign must not change targets, this one changes %d", len(r.Targets))
-		}
 		var oldDg *metadata.Delegations
 		if currentTargets != nil {
 			oldDg = currentTargets.Signed.Delegations
@@ -202,25 +207,6 @@ func verifyBundle(st *StateDir, b *Bundle, date time.Time, dev bool) (*verified,
 }
 
 func sha(b []byte) [32]byte { return sha256.Sum256(b) }
-
-// checkKind refuses a request whose kind does not fit its role.
-func checkKind(req *tuf.Request) error {
-	isRoot := req.Role == metadata.ROOT
-	switch req.Kind {
-	case tuf.KindRootRotate:
-		if !isRoot {
-			return refuse(RuleMetadata, "a root rotation must sign role root, not %s", content.Visible(req.Role))
-		}
-	case tuf.KindRelease, tuf.KindResign, tuf.KindDelegation:
-		if isRoot {
-			return refuse(RuleMetadata, "role root is changed only by a root rotation, not a %s", req.Kind)
-		}
-	case tuf.KindEnrolment:
-	default:
-		return refuse(RuleMetadata, "unknown ceremony kind %s", content.Visible(req.Kind))
-	}
-	return nil
-}
 
 // reviewArtifacts checks every target's bytes against the new metadata, the
 // provenance of added or changed targets, and diffs content.

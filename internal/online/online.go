@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -42,7 +43,7 @@ func ParseFileArg(s string) FileArg {
 // BundleOptions describes a release bundle to build.
 type BundleOptions struct {
 	Role       string
-	Kind       string // default: release, or resign with no target changes
+	Kind       string // default: derived from what the new version changes
 	Add        []FileArg
 	Remove     []string
 	Provenance []FileArg // Target "" maps to the only added target
@@ -109,12 +110,20 @@ func CreateBundle(repo *tuf.Repository, o BundleOptions) (*Bundle, error) {
 			return nil, err
 		}
 	}
-	kind := o.Kind
-	if kind == "" {
-		kind = tuf.KindRelease
-		if len(o.Add) == 0 && len(o.Remove) == 0 {
-			kind = tuf.KindResign
+	// The kind is what the new bytes change; the appliance derives it the
+	// same way and refuses a label that disagrees.
+	cur, err := repo.Role(o.Role)
+	if errors.Is(err, fs.ErrNotExist) {
+		cur = nil
+	} else if err != nil {
+		return nil, err
+	}
+	kind, why := tuf.DeriveTargetsKind(cur, next)
+	if o.Kind != "" {
+		if err := tuf.CheckKindLabel(o.Kind, kind, why); err != nil {
+			return nil, fmt.Errorf("--kind %s: %w; leave --kind out to use the derived kind", o.Kind, err)
 		}
+		kind = o.Kind
 	}
 	raw, err := next.ToBytes(false)
 	if err != nil {
