@@ -410,6 +410,9 @@ example:
 	if err := req.CheckUniqueKeys(); err != nil {
 		return err
 	}
+	if err := online.CheckRepositoryUniqueKeys(repo, req.Role); err != nil {
+		return err
+	}
 	d, err := repo.Delegation(req.Role)
 	if err != nil {
 		return err

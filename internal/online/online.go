@@ -332,6 +332,12 @@ func Combine(repo *tuf.Repository, bundleDir string, responses []*tuf.Response, 
 	if err != nil {
 		return nil, err
 	}
+	if err := req.CheckUniqueKeys(); err != nil {
+		return nil, err
+	}
+	if err := CheckRepositoryUniqueKeys(repo, req.Role); err != nil {
+		return nil, err
+	}
 	d, err := repo.Delegation(req.Role)
 	if err != nil {
 		return nil, err
