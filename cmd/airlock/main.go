@@ -25,6 +25,7 @@ usage: airlock COMMAND [flags]
 commands:
   init       create a TUF repository (root, targets, snapshot, timestamp)
   delegate   add, change or remove a delegated role
+  root       build a root rotation bundle (keys, thresholds, expiry of top-level roles)
   bundle     build a release bundle for the appliance (bundle create)
   sign       sign a bundle's request with development keys
   combine    merge signature responses into the repository
@@ -57,6 +58,7 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 var commands = map[string]command{
 	"init":     cmdInit,
 	"delegate": cmdDelegate,
+	"root":     cmdRoot,
 	"bundle":   cmdBundle,
 	"sign":     cmdSign,
 	"combine":  cmdCombine,

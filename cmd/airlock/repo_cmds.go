@@ -413,7 +413,7 @@ example:
 	if err := online.CheckRepositoryUniqueKeys(repo, req.Role); err != nil {
 		return err
 	}
-	d, err := repo.Delegation(req.Role)
+	d, err := combineSigners(repo, req)
 	if err != nil {
 		return err
 	}
@@ -437,4 +437,22 @@ example:
 	}
 	fmt.Fprintf(stdout, "%s version %d: %d signatures (%s); snapshot and timestamp refreshed\n", res.Role, res.Version, len(res.Signers), strings.Join(who, ", "))
 	return nil
+}
+
+// combineSigners is who may sign the request's role: for a root rotation,
+// the keys of the current and of the new root.
+func combineSigners(repo *tuf.Repository, req *tuf.Request) (*tuf.Delegation, error) {
+	if req.Role != metadata.ROOT {
+		return repo.Delegation(req.Role)
+	}
+	p, err := req.Payload()
+	if err != nil {
+		return nil, err
+	}
+	cur, err := repo.Root()
+	if err != nil {
+		return nil, err
+	}
+	d, _, _, err := tuf.RootRotationSigners(cur, p.Root)
+	return d, err
 }

@@ -269,9 +269,15 @@ func Sign(req *tuf.Request, keys []hsm.Signer, now time.Time) (*tuf.Response, er
 	if err := req.CheckUniqueKeys(); err != nil {
 		return nil, err
 	}
-	d, _, err := req.Delegation(nil, now)
+	d, cur, err := req.Delegation(nil, now)
 	if err != nil {
 		return nil, err
+	}
+	if p.Root != nil {
+		// Keys of the current and of the new root sign a rotation.
+		if d, _, _, err = tuf.RootRotationSigners(cur, p.Root); err != nil {
+			return nil, err
+		}
 	}
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
@@ -338,6 +344,19 @@ func Combine(repo *tuf.Repository, bundleDir string, responses []*tuf.Response, 
 	if err := CheckRepositoryUniqueKeys(repo, req.Role); err != nil {
 		return nil, err
 	}
+	if p.Root != nil {
+		cur, err := repo.Root()
+		if err != nil {
+			return nil, err
+		}
+		c, err := tuf.CombineRoot(p, cur, nil, responses)
+		if err != nil {
+			return nil, err
+		}
+		p.Root.Signatures = c.Signatures
+		res := &CombineResult{Role: req.Role, Version: p.Version, Signers: c.Verified.Signers, Dropped: c.Dropped}
+		return res, repo.CommitRoot(p.Root, online, now)
+	}
 	d, err := repo.Delegation(req.Role)
 	if err != nil {
 		return nil, err
@@ -347,10 +366,6 @@ func Combine(repo *tuf.Repository, bundleDir string, responses []*tuf.Response, 
 		return nil, err
 	}
 	res := &CombineResult{Role: req.Role, Version: p.Version, Signers: c.Verified.Signers, Dropped: c.Dropped}
-	if p.Root != nil {
-		p.Root.Signatures = c.Signatures
-		return res, repo.CommitRoot(p.Root, online, now)
-	}
 	for _, t := range req.Targets {
 		tf, ok := p.Targets.Signed.Targets[t.Path]
 		if !ok {
