@@ -105,6 +105,11 @@ type Config struct {
 	ID string
 }
 
+// DateGap is how far after the appliance's last signing a confirmed date
+// may be before the operator must confirm it a second time: a mistyped
+// year or month is caught before expiry is judged against it.
+const DateGap = 30 * 24 * time.Hour
+
 // Ceremony is one signing ceremony.
 type Ceremony struct {
 	cfg   Config
@@ -255,12 +260,29 @@ func (c *Ceremony) start(ctx context.Context) error {
 	if last := c.cfg.State.Ledger.LastDate(); !last.IsZero() && date.Before(last) {
 		return c.refuse(ctx, RuleDate, fmt.Sprintf("the confirmed date %s is earlier than %s, the date of this appliance's last signing: time never goes backwards here; check the calendar and type today's date", date.Format(time.DateOnly), last.Format(time.DateOnly)))
 	}
+	twice := ""
+	if last := c.cfg.State.Ledger.LastDate(); !last.IsZero() && date.Sub(last) > DateGap {
+		days := int(date.Sub(last).Hours() / 24)
+		want := date.Format(time.DateOnly)
+		ans, err := c.cfg.UI.Ask(ctx, Question{
+			Title: "confirm the date again",
+			Text: fmt.Sprintf("The date you confirmed, %s, is %d days after %s, the date of this appliance's last signing. Expiry and the ledger depend on it: if it is right, type it again (YYYY-MM-DD); anything else stops the ceremony.",
+				want, days, last.Format(time.DateOnly)),
+		})
+		if err != nil {
+			return c.refuseErr(ctx, err, RuleDate)
+		}
+		if strings.TrimSpace(ans) != want {
+			return c.refuse(ctx, RuleDate, fmt.Sprintf("the date %s is %d days after this appliance's last signing (%s) and was not confirmed a second time (got %q): check the calendar and start again", want, days, last.Format(time.DateOnly), content.Visible(ans)))
+		}
+		twice = fmt.Sprintf(", confirmed twice: %d days after the last signing", days)
+	}
 	if err := c.step(applyStarted(c.state, date)); err != nil {
 		return err
 	}
-	mode := ""
+	mode := twice
 	if c.cfg.Dev {
-		mode = "; DEVELOPMENT MODE: software keys may sign"
+		mode += "; DEVELOPMENT MODE: software keys may sign"
 		c.cfg.UI.Show(ctx, Message{Level: Warning, Text: "development mode: software keys may sign; the record and the response say so"})
 	}
 	return c.auditOrRefuse(ctx, "start", "", audit.OutcomeOK, "date confirmed "+c.state.Date.Format("2006-01-02")+mode)

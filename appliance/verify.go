@@ -200,6 +200,16 @@ func verifyBundle(st *StateDir, b *Bundle, date time.Time, dev bool) (*verified,
 	if err := reviewArtifacts(st, b, v, r, currentTargets); err != nil {
 		return nil, err
 	}
+	// A transparency log's verified time is a date the confirmed date
+	// cannot precede.
+	for _, a := range r.Artifacts {
+		if f := a.Provenance; f != nil && f.Verified && !f.IntegratedTime.IsZero() {
+			logged := f.IntegratedTime.UTC()
+			if day := time.Date(logged.Year(), logged.Month(), logged.Day(), 0, 0, 0, 0, time.UTC); date.Before(day) {
+				return nil, refuse(RuleDate, "the confirmed date %s is earlier than %s, when the transparency log recorded the provenance of %s: the date is wrong; check the calendar and start again", date.Format(time.DateOnly), logged.Format(time.RFC3339), content.Visible(a.Target))
+			}
+		}
+	}
 
 	r.Signers = need(v, pol)
 	v.review = r
