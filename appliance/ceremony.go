@@ -155,13 +155,14 @@ func (c *Ceremony) step(s State, err error) error {
 	return nil
 }
 
-func (c *Ceremony) audit(step, actor string, out audit.Outcome, detail string) error {
+func (c *Ceremony) audit(step, actor string, out audit.Outcome, detail string, extra ...audit.Hash) error {
 	e := audit.Entry{Time: c.cfg.Clock.Now(), Ceremony: c.state.ID, Step: step, Actor: actor, Outcome: out, Detail: clipText(detail)}
 	if c.state.SHA256 != "" {
 		if b, err := hex.DecodeString(c.state.SHA256); err == nil && len(b) == 32 {
 			e.Hashes = []audit.Hash{{Name: "payload", Sum: [32]byte(b)}}
 		}
 	}
+	e.Hashes = append(e.Hashes, extra...)
 	// Each entry commits to the ledger file current when it is written.
 	e.Hashes = append(e.Hashes, audit.Hash{Name: LedgerHashName, Sum: c.cfg.State.Ledger.Sum()})
 	_, _, err := c.cfg.State.Audit.Append(e)
@@ -288,8 +289,8 @@ func (c *Ceremony) start(ctx context.Context) error {
 	return c.auditOrRefuse(ctx, "start", "", audit.OutcomeOK, "date confirmed "+c.state.Date.Format("2006-01-02")+mode)
 }
 
-func (c *Ceremony) auditOrRefuse(ctx context.Context, step, actor string, out audit.Outcome, detail string) error {
-	if err := c.audit(step, actor, out, detail); err != nil {
+func (c *Ceremony) auditOrRefuse(ctx context.Context, step, actor string, out audit.Outcome, detail string, extra ...audit.Hash) error {
+	if err := c.audit(step, actor, out, detail, extra...); err != nil {
 		s, _ := applyRefusal(c.state, Refusal{Rule: RuleExport, Reason: "audit log: " + err.Error()})
 		c.set(s)
 		return &RefusedError{Refusal: *s.Refusal}

@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,14 @@ import (
 	"airlock.dev/airlock/appliance/audit"
 	"airlock.dev/airlock/appliance/ledger"
 	"airlock.dev/airlock/tuf"
+)
+
+// What a "sign" audit entry carries: the detail names the key id after
+// SignedWithKey and a hash named SignatureHashName is the SHA-256 of the
+// signature bytes.
+const (
+	SignedWithKey     = "signed with key "
+	SignatureHashName = "signature"
 )
 
 // sign records the payload in the ledger, then has every approved key sign
@@ -43,7 +52,9 @@ func (c *Ceremony) sign(ctx context.Context, signers []signerFor) (*tuf.Response
 		if err := c.step(applySigned(c.state, sig.KeyID)); err != nil {
 			return nil, err
 		}
-		if err := c.auditOrRefuse(ctx, "sign", sf.holder, audit.OutcomeOK, "signed with key "+sig.KeyID); err != nil {
+		// The entry commits to the signature, so an exported record can be
+		// checked against the response that carries it.
+		if err := c.auditOrRefuse(ctx, "sign", sf.holder, audit.OutcomeOK, SignedWithKey+sig.KeyID, audit.Hash{Name: SignatureHashName, Sum: sha256.Sum256(sig.Signature)}); err != nil {
 			return nil, err
 		}
 	}

@@ -30,6 +30,7 @@ commands:
   sign       sign a bundle's request with development keys
   combine    merge signature responses into the repository
   verify     check a repository as a strict TUF client
+  record     verify an exported ceremony record, alone or against its response
   client     TUF client with durable trusted state (init, refresh, download)
   key        list, enrol and verify hardware keys (YubiKey, TPM); development keys
   qr         show a file as animated QR codes, or scan them back (air-gap transfer)
@@ -64,6 +65,7 @@ var commands = map[string]command{
 	"combine":  cmdCombine,
 	"client":   cmdClient,
 	"verify":   cmdVerify,
+	"record":   cmdRecord,
 	"key":      cmdKey,
 	"demo":     cmdDemo,
 	"qr":       cmdQR,

@@ -377,7 +377,10 @@ func cmdCombine(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := cli.NewFlagSet("airlock combine", `usage: airlock combine --repo DIR [--dev] BUNDLE RESPONSE...
 
 Merge signature responses into the repository. Responses made with
-development keys, or without a ceremony record, are refused unless --dev.
+development keys, or without a ceremony record hash, are refused unless
+--dev. Each response's ceremony record (record.json beside response.json,
+or NAME.record.json beside NAME.json) must verify and belong to it, as
+airlock record verify checks; a missing record is refused unless --dev.
 
 example:
   airlock combine --repo repo bundle alice.json bob.json
@@ -418,6 +421,9 @@ example:
 		return err
 	}
 	if err := online.CheckResponsesProduction(d, resps, *dev); err != nil {
+		return err
+	}
+	if err := checkRecords(fs.Args()[1:], resps, *dev); err != nil {
 		return err
 	}
 	ks, err := cli.OpenKeys(ctx, []string{repo.Config.OnlineKey}, prompter(stderr))
