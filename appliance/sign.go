@@ -30,7 +30,18 @@ func (c *Ceremony) sign(ctx context.Context, signers []signerFor) (*tuf.Response
 	v := c.v
 	p := v.payload
 	// Ledger first: no signature exists before the payload is recorded.
-	if err := c.cfg.State.Ledger.RecordSigning(c.signing(signers)); err != nil {
+	// With a monotonic counter, the ledger records the counter's next value
+	// and the counter follows.
+	rec := c.signing(signers)
+	n, err := c.cfg.State.nextCounter()
+	if err != nil {
+		return nil, c.refuse(ctx, RuleLedger, err.Error())
+	}
+	rec.Counter = n
+	if err := c.cfg.State.Ledger.RecordSigning(rec); err != nil {
+		return nil, c.refuse(ctx, RuleLedger, err.Error())
+	}
+	if err := c.cfg.State.advanceCounter(); err != nil {
 		return nil, c.refuse(ctx, RuleLedger, err.Error())
 	}
 	if err := c.auditOrRefuse(ctx, "ledger", "", audit.OutcomeOK, fmt.Sprintf("recorded %s version %d", v.req.Role, p.Version)); err != nil {
