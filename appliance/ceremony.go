@@ -18,6 +18,12 @@
 //   - Software keys sign only in development mode, which the record, the
 //     review and the response show.
 //
+// The verify step has two halves that can be read and tested alone:
+// verifyTrust (trust.go) establishes from request.json what the bytes are,
+// who may sign them and that policy, chain, ledger and dates allow it;
+// buildReview (verify.go) builds what the holders see from a verified
+// request and the bundle's files.
+//
 // The package imports no terminal, device or transfer code: it declares UI,
 // Listener, KeySource, BundleSource and Sink, and cmd/airlock-appliance wires
 // concrete ones. A Ceremony is used by one goroutine; listeners are called
