@@ -2,6 +2,7 @@ package tuf
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -49,13 +50,21 @@ func CombineRoot(p *Payload, cur *metadata.Metadata[metadata.RootType], existing
 	if err != nil {
 		return c, fmt.Errorf("%w (a root rotation takes signatures by keys of root version %d or %d)", err, cur.Signed.Version, p.Version)
 	}
-	if _, err := old.Verify(p.Canonical, c.Signatures); err != nil {
+	vo, err := old.Verify(p.Canonical, c.Signatures)
+	if err != nil {
 		return c, fmt.Errorf("root version %d under the keys of version %d: %w", p.Version, cur.Signed.Version, err)
 	}
-	v, err := new.Verify(p.Canonical, c.Signatures)
-	c.Verified = v
+	vn, err := new.Verify(p.Canonical, c.Signatures)
 	if err != nil {
+		c.Verified = vn
 		return c, fmt.Errorf("root version %d under its own keys: %w", p.Version, err)
+	}
+	// Every key that signed, old or new, once.
+	c.Verified = &Verified{Role: metadata.ROOT, Threshold: vn.Threshold, Signers: vn.Signers}
+	for _, s := range vo.Signers {
+		if !slices.ContainsFunc(c.Verified.Signers, func(x Signer) bool { return x.Fingerprint == s.Fingerprint }) {
+			c.Verified.Signers = append(c.Verified.Signers, s)
+		}
 	}
 	return c, nil
 }
