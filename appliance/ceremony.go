@@ -18,6 +18,12 @@
 //   - Software keys sign only in development mode, which the record, the
 //     review and the response show.
 //
+// The verify step has two halves that can be read and tested alone:
+// verifyTrust (trust.go) establishes from request.json what the bytes are,
+// who may sign them and that policy, chain, ledger and dates allow it;
+// buildReview (verify.go) builds what the holders see from a verified
+// request and the bundle's files.
+//
 // The package imports no terminal, device or transfer code: it declares UI,
 // Listener, KeySource, BundleSource and Sink, and cmd/airlock-appliance wires
 // concrete ones. A Ceremony is used by one goroutine; listeners are called
@@ -109,6 +115,11 @@ type Config struct {
 	ID string
 }
 
+// DateGap is how far after the appliance's last signing a confirmed date
+// may be before the operator must confirm it a second time: a mistyped
+// year or month is caught before expiry is judged against it.
+const DateGap = 30 * 24 * time.Hour
+
 // Ceremony is one signing ceremony.
 type Ceremony struct {
 	cfg   Config
@@ -154,13 +165,14 @@ func (c *Ceremony) step(s State, err error) error {
 	return nil
 }
 
-func (c *Ceremony) audit(step, actor string, out audit.Outcome, detail string) error {
+func (c *Ceremony) audit(step, actor string, out audit.Outcome, detail string, extra ...audit.Hash) error {
 	e := audit.Entry{Time: c.cfg.Clock.Now(), Ceremony: c.state.ID, Step: step, Actor: actor, Outcome: out, Detail: clipText(detail)}
 	if c.state.SHA256 != "" {
 		if b, err := hex.DecodeString(c.state.SHA256); err == nil && len(b) == 32 {
 			e.Hashes = []audit.Hash{{Name: "payload", Sum: [32]byte(b)}}
 		}
 	}
+	e.Hashes = append(e.Hashes, extra...)
 	// Each entry commits to the ledger file current when it is written.
 	e.Hashes = append(e.Hashes, audit.Hash{Name: LedgerHashName, Sum: c.cfg.State.Ledger.Sum()})
 	_, _, err := c.cfg.State.Audit.Append(e)
@@ -285,19 +297,36 @@ func (c *Ceremony) start(ctx context.Context) error {
 	if why := backwards(date); why != "" {
 		return c.refuse(ctx, RuleDate, why)
 	}
+	twice := ""
+	if last := c.cfg.State.Ledger.LastDate(); !last.IsZero() && date.Sub(last) > DateGap {
+		days := int(date.Sub(last).Hours() / 24)
+		want := date.Format(time.DateOnly)
+		ans, err := c.cfg.UI.Ask(ctx, Question{
+			Title: "confirm the date again",
+			Text: fmt.Sprintf("The date you confirmed, %s, is %d days after %s, the date of this appliance's last signing. Expiry and the ledger depend on it: if it is right, type it again (YYYY-MM-DD); anything else stops the ceremony.",
+				want, days, last.Format(time.DateOnly)),
+		})
+		if err != nil {
+			return c.refuseErr(ctx, err, RuleDate)
+		}
+		if strings.TrimSpace(ans) != want {
+			return c.refuse(ctx, RuleDate, fmt.Sprintf("the date %s is %d days after this appliance's last signing (%s) and was not confirmed a second time (got %q): check the calendar and start again", want, days, last.Format(time.DateOnly), content.Visible(ans)))
+		}
+		twice = fmt.Sprintf(", confirmed twice: %d days after the last signing", days)
+	}
 	if err := c.step(applyStarted(c.state, date)); err != nil {
 		return err
 	}
-	mode := ""
+	mode := twice
 	if c.cfg.Dev {
-		mode = "; DEVELOPMENT MODE: software keys may sign"
+		mode += "; DEVELOPMENT MODE: software keys may sign"
 		c.cfg.UI.Show(ctx, Message{Level: Warning, Text: "development mode: software keys may sign; the record and the response say so"})
 	}
 	return c.auditOrRefuse(ctx, "start", "", audit.OutcomeOK, "date confirmed "+c.state.Date.Format("2006-01-02")+mode)
 }
 
-func (c *Ceremony) auditOrRefuse(ctx context.Context, step, actor string, out audit.Outcome, detail string) error {
-	if err := c.audit(step, actor, out, detail); err != nil {
+func (c *Ceremony) auditOrRefuse(ctx context.Context, step, actor string, out audit.Outcome, detail string, extra ...audit.Hash) error {
+	if err := c.audit(step, actor, out, detail, extra...); err != nil {
 		s, _ := applyRefusal(c.state, Refusal{Rule: RuleExport, Reason: "audit log: " + err.Error()})
 		c.set(s)
 		return &RefusedError{Refusal: *s.Refusal}

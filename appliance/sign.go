@@ -2,6 +2,7 @@ package appliance
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,14 @@ import (
 	"airlock.dev/airlock/tuf"
 )
 
+// What a "sign" audit entry carries: the detail names the key id after
+// SignedWithKey and a hash named SignatureHashName is the SHA-256 of the
+// signature bytes.
+const (
+	SignedWithKey     = "signed with key "
+	SignatureHashName = "signature"
+)
+
 // sign records the payload in the ledger, then has every approved key sign
 // the canonical bytes, then verifies the signatures against every threshold
 // and group.
@@ -23,7 +32,18 @@ func (c *Ceremony) sign(ctx context.Context, signers []signerFor) (*tuf.Response
 	v := c.v
 	p := v.payload
 	// Ledger first: no signature exists before the payload is recorded.
-	if err := c.cfg.State.Ledger.RecordSigning(c.signing(signers)); err != nil {
+	// With a monotonic counter, the ledger records the counter's next value
+	// and the counter follows.
+	rec := c.signing(signers)
+	n, err := c.cfg.State.nextCounter()
+	if err != nil {
+		return nil, c.refuse(ctx, RuleLedger, err.Error())
+	}
+	rec.Counter = n
+	if err := c.cfg.State.Ledger.RecordSigning(rec); err != nil {
+		return nil, c.refuse(ctx, RuleLedger, err.Error())
+	}
+	if err := c.cfg.State.advanceCounter(); err != nil {
 		return nil, c.refuse(ctx, RuleLedger, err.Error())
 	}
 	if err := c.auditOrRefuse(ctx, "ledger", "", audit.OutcomeOK, fmt.Sprintf("recorded %s version %d", v.req.Role, p.Version)); err != nil {
@@ -45,7 +65,9 @@ func (c *Ceremony) sign(ctx context.Context, signers []signerFor) (*tuf.Response
 		if err := c.step(applySigned(c.state, sig.KeyID)); err != nil {
 			return nil, err
 		}
-		if err := c.auditOrRefuse(ctx, "sign", sf.holder, audit.OutcomeOK, "signed with key "+sig.KeyID); err != nil {
+		// The entry commits to the signature, so an exported record can be
+		// checked against the response that carries it.
+		if err := c.auditOrRefuse(ctx, "sign", sf.holder, audit.OutcomeOK, SignedWithKey+sig.KeyID, audit.Hash{Name: SignatureHashName, Sum: sha256.Sum256(sig.Signature)}); err != nil {
 			return nil, err
 		}
 	}

@@ -52,6 +52,9 @@ type StateDir struct {
 	TPMAttestationKeys []crypto.PublicKey
 	Ledger             *ledger.Ledger
 	Audit              *audit.Log
+
+	clock   Clock
+	counter Counter // set by BindCounter
 }
 
 // Provision is what InitState writes into a new state directory.
@@ -136,7 +139,7 @@ func OpenState(path string, clock Clock) (*StateDir, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &StateDir{dir: d}
+	s := &StateDir{dir: d, clock: clock}
 	fail := func(err error) (*StateDir, error) {
 		d.Close()
 		return nil, err

@@ -50,6 +50,8 @@ func applyVerifiedReview(s State, r *Review) (State, error) {
 		return s, fmt.Errorf("incomplete review model")
 	}
 	s.Review, s.Need = r, r.Signers
+	// From here on the kind is the one derived from the verified bytes.
+	s.Kind = r.Kind
 	s.Version, s.SHA256, s.Fingerprint = r.NewVersion, r.SHA256, r.Fingerprint
 	s.Step = StepReview
 	return s, nil

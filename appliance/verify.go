@@ -58,173 +58,62 @@ func refuse(rule Rule, format string, args ...any) error {
 	return &refusal{rule: rule, reason: fmt.Sprintf(format, args...)}
 }
 
-// verified is what the verify step establishes about a request.
-type verified struct {
-	req     *tuf.Request
-	payload *tuf.Payload
-	policy  RolePolicy
-	// deleg is who may sign (for a root rotation: the current root's keys).
-	deleg *tuf.Delegation
-	// newDeleg is, for a root rotation, the new root's root role.
-	newDeleg *tuf.Delegation
-	// delegators are the versions of the verified chain's delegating roles.
-	delegators map[string]int64
-	review     *Review
-}
-
-// delegations returns the delegations whose thresholds a ceremony must meet.
-func (v *verified) delegations() []*tuf.Delegation {
-	if v.newDeleg != nil {
-		return []*tuf.Delegation{v.deleg, v.newDeleg}
-	}
-	return []*tuf.Delegation{v.deleg}
-}
-
-// verifyBundle is the verify step: everything is checked before anyone is
-// asked to sign. It returns the review model or a refusal.
+// verifyBundle is the verify step: trust verification (verifyTrust), then
+// the review model (buildReview). Everything is checked before anyone is
+// asked to sign.
 func verifyBundle(st *StateDir, b *Bundle, date time.Time, dev bool) (*verified, error) {
-	req, err := tuf.ParseRequest(b.Request)
+	v, err := verifyTrust(st, b.Request, date)
 	if err != nil {
-		return nil, refuse(RuleBundle, "%v; ask CI to rebuild the bundle with airlock bundle create", err)
-	}
-	v := &verified{req: req}
-	pol, ok := st.Policy.Roles[req.Role]
-	if !ok {
-		return nil, refuse(RulePolicy, "role %s is not in this appliance's policy: the security officer must add it to %s before it can be signed here", content.Visible(req.Role), PolicyFile)
-	}
-	if !pol.ceremonyAllowed(req.Kind) {
-		return nil, refuse(RulePolicy, "the policy does not allow %s ceremonies for role %s (allowed: %s)", content.Visible(req.Kind), req.Role, strings.Join(pol.Kinds, ", "))
-	}
-	v.policy = pol
-	if err := checkKind(req); err != nil {
 		return nil, err
 	}
-	p, err := req.Payload()
-	if err != nil {
-		return nil, refuse(RuleMetadata, "%v", err)
-	}
-	v.payload = p
-
-	// 1. Chain of trust from the pinned root.
-	if err := req.CheckUniqueKeys(); err != nil {
-		return nil, refuse(RuleMetadata, "%v: do not sign; ask CI to list each public key once", err)
-	}
-	vc, err := req.DelegationChain(st.Root, date)
-	if err != nil {
-		return nil, refuse(RuleChain, "chain of trust from the pinned root: %v", err)
-	}
-	d, newestRoot := vc.Delegation, vc.Root
-	v.deleg = d
-	// Delegator freshness: never older than what this appliance signed or
-	// accepted before.
-	v.delegators = map[string]int64{}
-	for _, nt := range vc.Delegators {
-		have := nt.Metadata.Signed.Version
-		if newest := st.Ledger.Delegator(nt.Name); have < newest {
-			return nil, refuse(RuleChain, "the bundle's chain of trust carries %s version %d, but this appliance has signed or accepted %s version %d: the chain is stale (a later version may revoke keys); ask CI for a bundle built from the published repository", nt.Name, have, nt.Name, newest)
-		}
-		v.delegators[nt.Name] = have
-	}
-	// Targets must lie within the paths the delegator grants the role.
-	if p.Targets != nil {
-		names := make([]string, 0, len(p.Targets.Signed.Targets))
-		for name := range p.Targets.Signed.Targets {
-			names = append(names, name)
-		}
-		if err := tuf.CheckDelegatedPaths(vc.Parent(), req.Delegator, req.Role, names); err != nil {
-			return nil, refuse(RuleTargets, "%v: do not sign; a client would not find these targets through %s", err, req.Role)
-		}
-	}
-
-	// 2. Version, expiry, ledger.
-	var current int64
-	var currentTargets *metadata.Metadata[metadata.TargetsType]
-	var oldRoot *metadata.Metadata[metadata.RootType]
-	r := &Review{Kind: req.Kind, Role: req.Role, Delegator: req.Delegator, NewVersion: p.Version, NewExpires: p.Expires,
-		SHA256: p.SHA256, Fingerprint: ur.Fingerprint(p.Canonical), Bytes: len(p.Canonical), Date: date, Dev: dev, Note: req.Note}
-	if p.Root != nil {
-		oldRoot = newestRoot
-		current = newestRoot.Signed.Version
-		r.OldExpires = newestRoot.Signed.Expires
-		if p.Version != current+1 {
-			return nil, refuse(RuleVersion, "new root version %d must directly follow the current root version %d", p.Version, current)
-		}
-		if v.newDeleg, err = tuf.DelegationFromRoot(p.Root, metadata.ROOT); err != nil {
-			return nil, refuse(RuleMetadata, "new root: %v", err)
-		}
-	} else if len(req.Current) > 0 {
-		currentTargets, err = tuf.ParseStrict[metadata.TargetsType](req.Current)
-		if err != nil {
-			return nil, refuse(RuleMetadata, "current metadata of %s: %v", req.Role, err)
-		}
-		// The current version is what rollback and the review compare
-		// against: it must be the one its delegation signed.
-		if _, err := tuf.VerifyRole(currentTargets, d, tuf.RoleCheck{}); err != nil {
-			return nil, refuse(RuleChain, "the current metadata of %s in the bundle does not verify under its delegation (%v): do not sign; ask CI for a bundle built from the published repository", req.Role, err)
-		}
-		current = currentTargets.Signed.Version
-		r.OldExpires = currentTargets.Signed.Expires
-	}
-	r.OldVersion = current
-	if p.Version <= current {
-		return nil, refuse(RuleVersion, "version %d of %s is not above the current version %d: rebuild the bundle with version %d or higher", p.Version, req.Role, current, current+1)
-	}
-	if err := st.Ledger.Check(req.Role, p.Version, sha(p.Canonical)); err != nil {
-		return nil, refuse(RuleLedger, "%v", err)
-	}
-	if !p.Expires.After(date) {
-		return nil, refuse(RuleExpiry, "%s version %d expires %s, not after the confirmed date %s: rebuild it with a later expiry", req.Role, p.Version, p.Expires.UTC().Format(time.RFC3339), date.Format("2006-01-02"))
-	}
-	if max := pol.maxExpiry(); p.Expires.Sub(date) > max {
-		return nil, refuse(RuleExpiry, "%s version %d expires %s, more than the policy's %d days after %s: rebuild it with an earlier expiry", req.Role, p.Version, p.Expires.UTC().Format("2006-01-02"), int(max.Hours()/24), date.Format("2006-01-02"))
-	}
-
-	// 3. Metadata changes.
-	if p.Targets != nil {
-		r.Targets = tuf.DiffTargets(currentTargets, p.Targets)
-		if req.Kind == tuf.KindResign && len(r.Targets) > 0 {
-			return nil, refuse(RuleMetadata, "a re-sign must not change targets, this one changes %d", len(r.Targets))
-		}
-		var oldDg *metadata.Delegations
-		if currentTargets != nil {
-			oldDg = currentTargets.Signed.Delegations
-		}
-		r.Roles = diffDelegations(oldDg, p.Targets.Signed.Delegations)
-	} else {
-		r.Roles = diffRoots(oldRoot, p.Root)
-	}
-
-	// 4. Target bytes, provenance and content.
-	if err := reviewArtifacts(st, b, v, r, currentTargets); err != nil {
+	if v.review, err = buildReview(st, b, v, date, dev); err != nil {
 		return nil, err
 	}
-	textRisks(r, v)
-
-	r.Signers = need(v, pol)
-	v.review = r
 	return v, nil
 }
 
-func sha(b []byte) [32]byte { return sha256.Sum256(b) }
+// buildReview is the review half of the verify step, on a request that
+// verifyTrust accepted: what changes (targets, delegations, root keys), the
+// target bytes checked against the metadata, provenance, content diffs,
+// and who must approve.
+func buildReview(st *StateDir, b *Bundle, v *verified, date time.Time, dev bool) (*Review, error) {
+	req, p := v.req, v.payload
+	r := &Review{Kind: v.kind, Role: req.Role, Delegator: req.Delegator, NewVersion: p.Version, NewExpires: p.Expires,
+		OldVersion: v.oldVersion, OldExpires: v.oldExpires,
+		SHA256: p.SHA256, Fingerprint: ur.Fingerprint(p.Canonical), Bytes: len(p.Canonical), Date: date, Dev: dev, Note: req.Note}
 
-// checkKind refuses a request whose kind does not fit its role.
-func checkKind(req *tuf.Request) error {
-	isRoot := req.Role == metadata.ROOT
-	switch req.Kind {
-	case tuf.KindRootRotate:
-		if !isRoot {
-			return refuse(RuleMetadata, "a root rotation must sign role root, not %s", content.Visible(req.Role))
+	// Metadata changes.
+	if p.Targets != nil {
+		r.Targets = tuf.DiffTargets(v.current, p.Targets)
+		var oldDg *metadata.Delegations
+		if v.current != nil {
+			oldDg = v.current.Signed.Delegations
 		}
-	case tuf.KindRelease, tuf.KindResign, tuf.KindDelegation:
-		if isRoot {
-			return refuse(RuleMetadata, "role root is changed only by a root rotation, not a %s", req.Kind)
-		}
-	case tuf.KindEnrolment:
-	default:
-		return refuse(RuleMetadata, "unknown ceremony kind %s", content.Visible(req.Kind))
+		r.Roles = diffDelegations(oldDg, p.Targets.Signed.Delegations)
+	} else {
+		r.Roles = diffRoots(v.oldRoot, p.Root)
 	}
-	return nil
+
+	// Target bytes, provenance and content.
+	if err := reviewArtifacts(st, b, v, r, v.current); err != nil {
+		return nil, err
+	}
+	// A transparency log's verified time is a date the confirmed date
+	// cannot precede.
+	for _, a := range r.Artifacts {
+		if f := a.Provenance; f != nil && f.Verified && !f.IntegratedTime.IsZero() {
+			logged := f.IntegratedTime.UTC()
+			if day := time.Date(logged.Year(), logged.Month(), logged.Day(), 0, 0, 0, 0, time.UTC); date.Before(day) {
+				return nil, refuse(RuleDate, "the confirmed date %s is earlier than %s, when the transparency log recorded the provenance of %s: the date is wrong; check the calendar and start again", date.Format(time.DateOnly), logged.Format(time.RFC3339), content.Visible(a.Target))
+			}
+		}
+	}
+	textRisks(r, v)
+	r.Signers = need(v, v.policy)
+	return r, nil
 }
+
+func sha(b []byte) [32]byte { return sha256.Sum256(b) }
 
 // reviewArtifacts checks every target's bytes against the new metadata, the
 // provenance of added or changed targets, and diffs content.

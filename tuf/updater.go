@@ -138,6 +138,9 @@ func (u *Updater) loadRoot(ctx context.Context) error {
 	if err := VerifyTrustedRoot(root); err != nil {
 		return fmt.Errorf("trusted root: %w", err)
 	}
+	if err := CheckUniqueKeysRoot(root); err != nil {
+		return fmt.Errorf("trusted root: %w", err)
+	}
 	for v := root.Signed.Version + 1; v <= root.Signed.Version+MaxRootChain; v++ {
 		b, err := u.Remote.Fetch(ctx, fmt.Sprintf("%d.root.json", v), MaxRootBytes)
 		if errors.Is(err, fs.ErrNotExist) {
@@ -154,6 +157,9 @@ func (u *Updater) loadRoot(ctx context.Context) error {
 			return fmt.Errorf("%d.root.json holds root version %d", v, next.Signed.Version)
 		}
 		if err := VerifyRootStep(root, next); err != nil {
+			return err
+		}
+		if err := CheckUniqueKeysRoot(next); err != nil {
 			return err
 		}
 		root = next
@@ -339,6 +345,9 @@ func (u *Updater) loadTargets(ctx context.Context, role string, d *Delegation, d
 		}
 		v, err := VerifyRole(m, d, RoleCheck{})
 		if err != nil {
+			return nil, nil, err
+		}
+		if err := CheckUniqueKeysTargets(role, m); err != nil {
 			return nil, nil, err
 		}
 		if m.Signed.Version != mf.Version {

@@ -164,6 +164,9 @@ type Signing struct {
 	At         time.Time
 	// AuditHead is the audit log's head when the signing is recorded.
 	AuditHead AuditHead
+	// Counter, when not 0, is the monotonic counter's value once this
+	// signing is recorded (see State.Counter).
+	Counter uint64
 }
 
 // AuditHead is a position in the audit log: the number of entries and the
@@ -200,6 +203,7 @@ type wireBody struct {
 	Delegators []wireDelegator `json:"delegators,omitempty"`
 	Prev       string          `json:"prev,omitempty"`
 	AuditHead  *wireAuditHead  `json:"audit_head,omitempty"`
+	Counter    uint64          `json:"counter,omitempty"`
 }
 
 type wireFile struct {
@@ -208,6 +212,7 @@ type wireFile struct {
 	Delegators []wireDelegator `json:"delegators,omitempty"`
 	Prev       string          `json:"prev,omitempty"`
 	AuditHead  *wireAuditHead  `json:"audit_head,omitempty"`
+	Counter    uint64          `json:"counter,omitempty"`
 	Checksum   string          `json:"checksum"`
 }
 
@@ -239,6 +244,10 @@ type State struct {
 	// AuditHead is the audit log's head when this file was written.
 	AuditHead    AuditHead
 	HasAuditHead bool
+	// Counter is the value of the monotonic counter outside the state
+	// directory (a TPM NV counter) that this file goes with; 0 when the
+	// ledger is not bound to one.
+	Counter uint64
 }
 
 // Ledger is the open ledger of one state directory.
@@ -343,7 +352,7 @@ func ParseState(b []byte) (*State, error) {
 	if f.Format != Format && f.Format != Format1 {
 		return nil, bad("format %q, this appliance reads %q", truncate(f.Format), Format)
 	}
-	if f.Format == Format1 && (len(f.Delegators) > 0 || f.Prev != "" || f.AuditHead != nil) {
+	if f.Format == Format1 && (len(f.Delegators) > 0 || f.Prev != "" || f.AuditHead != nil || f.Counter != 0) {
 		return nil, bad("format %q with fields of a later format", Format1)
 	}
 	if len(f.Entries) > MaxEntries {
@@ -352,7 +361,7 @@ func ParseState(b []byte) (*State, error) {
 	if len(f.Delegators) > MaxDelegators {
 		return nil, bad("%d delegators, above the cap of %d", len(f.Delegators), MaxDelegators)
 	}
-	body := wireBody{Format: f.Format, Entries: f.Entries, Delegators: f.Delegators, Prev: f.Prev, AuditHead: f.AuditHead}
+	body := wireBody{Format: f.Format, Entries: f.Entries, Delegators: f.Delegators, Prev: f.Prev, AuditHead: f.AuditHead, Counter: f.Counter}
 	canon, err := encodeWire(body)
 	if err != nil {
 		return nil, bad("%v", err)
@@ -367,7 +376,7 @@ func ParseState(b []byte) (*State, error) {
 	if !bytes.Equal(canon, b) {
 		return nil, bad("not in canonical form (extra bytes, spacing or field order changed)")
 	}
-	st := &State{Format: f.Format, Entries: make([]Entry, 0, len(f.Entries)), Delegators: map[string]int64{}}
+	st := &State{Format: f.Format, Entries: make([]Entry, 0, len(f.Entries)), Delegators: map[string]int64{}, Counter: f.Counter}
 	heads := make(map[string]head)
 	slots := make(map[keySlot]keySigning)
 	for i, w := range f.Entries {
@@ -535,7 +544,7 @@ func encodeWire(body wireBody) ([]byte, error) {
 		return nil, err
 	}
 	b, err := json.Marshal(wireFile{Format: body.Format, Entries: body.Entries, Delegators: body.Delegators,
-		Prev: body.Prev, AuditHead: body.AuditHead, Checksum: sum})
+		Prev: body.Prev, AuditHead: body.AuditHead, Counter: body.Counter, Checksum: sum})
 	if err != nil {
 		return nil, err
 	}
@@ -565,6 +574,7 @@ func encode(st *State) ([]byte, error) {
 	if st.HasAuditHead {
 		body.AuditHead = &wireAuditHead{Entries: st.AuditHead.Entries, Last: hex.EncodeToString(st.AuditHead.Last[:])}
 	}
+	body.Counter = st.Counter
 	return encodeWire(body)
 }
 
@@ -728,6 +738,12 @@ func (l *Ledger) RecordSigning(s Signing) error {
 	if s.AuditHead.Entries > 0 {
 		next.AuditHead, next.HasAuditHead = s.AuditHead, true
 	}
+	if s.Counter != 0 {
+		if s.Counter <= l.st.Counter {
+			return fmt.Errorf("ledger record: counter %d is not above the ledger's %d", s.Counter, l.st.Counter)
+		}
+		next.Counter = s.Counter
+	}
 	b, err := encode(&next)
 	if err != nil {
 		return fmt.Errorf("ledger record: %w", err)
@@ -735,6 +751,45 @@ func (l *Ledger) RecordSigning(s Signing) error {
 	if err := l.dir.WriteFile(FileName, b); err != nil {
 		l.broken = err
 		return fmt.Errorf("ledger record: %w; signing is refused until the appliance is restarted", err)
+	}
+	l.load(&next, sha256.Sum256(b))
+	return nil
+}
+
+// Counter returns the monotonic counter value the ledger goes with, 0 when
+// it is not bound to a counter.
+func (l *Ledger) Counter() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.st.Counter
+}
+
+// BindCounter records that the ledger goes with the monotonic counter's
+// value v, with the audit log's head ah. It refuses a v not above the value
+// already recorded.
+func (l *Ledger) BindCounter(v uint64, ah AuditHead) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.broken != nil {
+		return fmt.Errorf("ledger bind counter: %w: %v", ErrBroken, l.broken)
+	}
+	if v == 0 || v <= l.st.Counter {
+		return fmt.Errorf("ledger bind counter: %d is not above the ledger's %d", v, l.st.Counter)
+	}
+	next := l.st
+	next.Entries = l.entries
+	next.Prev, next.HasPrev = l.sum, true
+	if ah.Entries > 0 {
+		next.AuditHead, next.HasAuditHead = ah, true
+	}
+	next.Counter = v
+	b, err := encode(&next)
+	if err != nil {
+		return fmt.Errorf("ledger bind counter: %w", err)
+	}
+	if err := l.dir.WriteFile(FileName, b); err != nil {
+		l.broken = err
+		return fmt.Errorf("ledger bind counter: %w", err)
 	}
 	l.load(&next, sha256.Sum256(b))
 	return nil

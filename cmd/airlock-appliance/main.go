@@ -21,7 +21,7 @@ import (
 	"airlock.dev/airlock/appliance/provenance"
 	"airlock.dev/airlock/hsm"
 	_ "airlock.dev/airlock/hsm/piv"
-	_ "airlock.dev/airlock/hsm/tpm"
+	"airlock.dev/airlock/hsm/tpm"
 	"airlock.dev/airlock/internal/cli"
 	"airlock.dev/airlock/transfer/bundle"
 )
@@ -234,12 +234,14 @@ func (b folderBundle) Load(context.Context) (*appliance.Bundle, error) {
 type commonFlags struct {
 	state, date string
 	dev         bool
+	counter     string
 }
 
 func (c *commonFlags) add(fs *flag.FlagSet) {
 	fs.StringVar(&c.state, "state", "", "appliance state directory (required)")
 	fs.StringVar(&c.date, "date", "", "today's date YYYY-MM-DD, confirmed by the operator (asked on the terminal when absent)")
 	fs.BoolVar(&c.dev, "dev", false, "development mode: software keys may sign; the record and response say so")
+	fs.StringVar(&c.counter, "tpm-counter", "", "bind the state to the NV counter of this TPM (/dev/tpmrm0, tcp:HOST:PORT): an older copy of the state is refused")
 }
 
 func (c *commonFlags) parseDate() (time.Time, error) {
@@ -512,6 +514,12 @@ func (c *commonFlags) open(purpose string) (time.Time, *appliance.StateDir, stri
 	st, err := appliance.OpenState(c.state, appliance.SystemClock)
 	if err != nil {
 		return time.Time{}, nil, "", nil, err
+	}
+	if c.counter != "" {
+		if err := st.BindCounter(tpm.Counter{Device: c.counter}); err != nil {
+			st.Close()
+			return time.Time{}, nil, "", nil, err
+		}
 	}
 	work, err := os.MkdirTemp("", "airlock-"+purpose+"-")
 	if err != nil {

@@ -25,10 +25,12 @@ usage: airlock COMMAND [flags]
 commands:
   init       create a TUF repository (root, targets, snapshot, timestamp)
   delegate   add, change or remove a delegated role
+  root       build a root rotation bundle (keys, thresholds, expiry of top-level roles)
   bundle     build a release bundle for the appliance (bundle create)
   sign       sign a bundle's request with development keys
   combine    merge signature responses into the repository
   verify     check a repository as a strict TUF client
+  record     verify an exported ceremony record, alone or against its response
   client     TUF client with durable trusted state (init, refresh, download)
   key        list, enrol and verify hardware keys (YubiKey, TPM); development keys
   qr         show a file as animated QR codes, or scan them back (air-gap transfer)
@@ -57,11 +59,13 @@ type command func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 var commands = map[string]command{
 	"init":     cmdInit,
 	"delegate": cmdDelegate,
+	"root":     cmdRoot,
 	"bundle":   cmdBundle,
 	"sign":     cmdSign,
 	"combine":  cmdCombine,
 	"client":   cmdClient,
 	"verify":   cmdVerify,
+	"record":   cmdRecord,
 	"key":      cmdKey,
 	"demo":     cmdDemo,
 	"qr":       cmdQR,

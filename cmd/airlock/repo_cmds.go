@@ -433,7 +433,10 @@ func cmdCombine(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := cli.NewFlagSet("airlock combine", `usage: airlock combine --repo DIR [--dev] BUNDLE RESPONSE...
 
 Merge signature responses into the repository. Responses made with
-development keys, or without a ceremony record, are refused unless --dev.
+development keys, or without a ceremony record hash, are refused unless
+--dev. Each response's ceremony record (record.json beside response.json,
+or NAME.record.json beside NAME.json) must verify and belong to it, as
+airlock record verify checks; a missing record is refused unless --dev.
 
 example:
   airlock combine --repo repo bundle alice.json bob.json
@@ -441,6 +444,7 @@ example:
 	pinFile := pinFileFlag(fs)
 	repoDir := fs.String("repo", "", "repository folder")
 	dev := fs.Bool("dev", false, "accept responses made with development (software) keys")
+	withoutRecord := fs.Bool("without-record", false, "accept a response with no ceremony record beside it (a response that came back by QR alone), with a warning")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	if err := cli.Parse(fs, moveFlagsFirst(args)); err != nil {
 		return err
@@ -471,11 +475,17 @@ example:
 	if err := req.CheckUniqueKeys(); err != nil {
 		return err
 	}
-	d, err := repo.Delegation(req.Role)
+	if err := online.CheckRepositoryUniqueKeys(repo, req.Role); err != nil {
+		return err
+	}
+	d, err := combineSigners(repo, req)
 	if err != nil {
 		return err
 	}
 	if err := online.CheckResponsesProduction(d, resps, *dev); err != nil {
+		return err
+	}
+	if err := checkRecords(fs.Args()[1:], resps, *dev || *withoutRecord, stderr); err != nil {
 		return err
 	}
 	ks, err := cli.OpenKeys(ctx, []string{repo.OnlineKeyURI()}, p)
@@ -495,4 +505,22 @@ example:
 	}
 	fmt.Fprintf(stdout, "%s version %d: %d signatures (%s); snapshot and timestamp refreshed\n", res.Role, res.Version, len(res.Signers), strings.Join(who, ", "))
 	return nil
+}
+
+// combineSigners is who may sign the request's role: for a root rotation,
+// the keys of the current and of the new root.
+func combineSigners(repo *tuf.Repository, req *tuf.Request) (*tuf.Delegation, error) {
+	if req.Role != metadata.ROOT {
+		return repo.Delegation(req.Role)
+	}
+	p, err := req.Payload()
+	if err != nil {
+		return nil, err
+	}
+	cur, err := repo.Root()
+	if err != nil {
+		return nil, err
+	}
+	d, _, _, err := tuf.RootRotationSigners(cur, p.Root)
+	return d, err
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -42,7 +43,7 @@ func ParseFileArg(s string) FileArg {
 // BundleOptions describes a release bundle to build.
 type BundleOptions struct {
 	Role       string
-	Kind       string // default: release, or resign with no target changes
+	Kind       string // default: derived from what the new version changes
 	Add        []FileArg
 	Remove     []string
 	Provenance []FileArg // Target "" maps to the only added target
@@ -112,12 +113,20 @@ func CreateBundle(repo *tuf.Repository, o BundleOptions) (*Bundle, error) {
 	if err := repo.CheckPaths(o.Role, next); err != nil {
 		return nil, fmt.Errorf("%w: name the target under the role's paths (airlock delegate --paths sets them)", err)
 	}
-	kind := o.Kind
-	if kind == "" {
-		kind = tuf.KindRelease
-		if len(o.Add) == 0 && len(o.Remove) == 0 {
-			kind = tuf.KindResign
+	// The kind is what the new bytes change; the appliance derives it the
+	// same way and refuses a label that disagrees.
+	cur, err := repo.Role(o.Role)
+	if errors.Is(err, fs.ErrNotExist) {
+		cur = nil
+	} else if err != nil {
+		return nil, err
+	}
+	kind, why := tuf.DeriveTargetsKind(cur, next)
+	if o.Kind != "" {
+		if err := tuf.CheckKindLabel(o.Kind, kind, why); err != nil {
+			return nil, fmt.Errorf("--kind %s: %w; leave --kind out to use the derived kind", o.Kind, err)
 		}
+		kind = o.Kind
 	}
 	raw, err := next.ToBytes(false)
 	if err != nil {
@@ -263,9 +272,15 @@ func Sign(req *tuf.Request, keys []hsm.Signer, now time.Time) (*tuf.Response, er
 	if err := req.CheckUniqueKeys(); err != nil {
 		return nil, err
 	}
-	d, _, err := req.Delegation(nil, now)
+	d, cur, err := req.Delegation(nil, now)
 	if err != nil {
 		return nil, err
+	}
+	if p.Root != nil {
+		// Keys of the current and of the new root sign a rotation.
+		if d, _, _, err = tuf.RootRotationSigners(cur, p.Root); err != nil {
+			return nil, err
+		}
 	}
 	id := make([]byte, 8)
 	_, _ = rand.Read(id)
@@ -326,6 +341,25 @@ func Combine(repo *tuf.Repository, bundleDir string, responses []*tuf.Response, 
 	if err != nil {
 		return nil, err
 	}
+	if err := req.CheckUniqueKeys(); err != nil {
+		return nil, err
+	}
+	if err := CheckRepositoryUniqueKeys(repo, req.Role); err != nil {
+		return nil, err
+	}
+	if p.Root != nil {
+		cur, err := repo.Root()
+		if err != nil {
+			return nil, err
+		}
+		c, err := tuf.CombineRoot(p, cur, nil, responses)
+		if err != nil {
+			return nil, err
+		}
+		p.Root.Signatures = c.Signatures
+		res := &CombineResult{Role: req.Role, Version: p.Version, Signers: c.Verified.Signers, Dropped: c.Dropped}
+		return res, repo.CommitRoot(p.Root, online, now)
+	}
 	d, err := repo.Delegation(req.Role)
 	if err != nil {
 		return nil, err
@@ -335,10 +369,6 @@ func Combine(repo *tuf.Repository, bundleDir string, responses []*tuf.Response, 
 		return nil, err
 	}
 	res := &CombineResult{Role: req.Role, Version: p.Version, Signers: c.Verified.Signers, Dropped: c.Dropped}
-	if p.Root != nil {
-		p.Root.Signatures = c.Signatures
-		return res, repo.CommitRoot(p.Root, online, now)
-	}
 	for _, t := range req.Targets {
 		tf, ok := p.Targets.Signed.Targets[t.Path]
 		if !ok {

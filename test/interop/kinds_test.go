@@ -99,7 +99,9 @@ func TestPythonTUFVerifiesEveryKind(t *testing.T) {
 	}
 	resigned, _, _, _ := repo(t)
 	resign(t, resigned)
-	for name, dir := range map[string]string{"fresh": fresh, "resign": resigned} {
+	rotated, _, _, _ := repo(t)
+	rotateRoot(t, rotated)
+	for name, dir := range map[string]string{"fresh": fresh, "resign": resigned, "root": rotated} {
 		t.Run(name, func(t *testing.T) { pytufVerify(t, dir) })
 	}
 }
