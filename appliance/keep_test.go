@@ -151,7 +151,7 @@ func TestExportFailureKeepsSignedResponse(t *testing.T) {
 func TestExportRetryWritesToAnotherSink(t *testing.T) {
 	s := newScenario(t).role("sigstore", 2, "alice", "bob")
 	out := filepath.Join(s.dir, "good")
-	retry := &retryScript{sinks: []Sink{USBSink{Device: filepath.Join(s.dir, "pulled-stick")}, DirSink(out)}}
+	retry := &retryScript{sinks: []Sink{pulledStick{}, DirSink(out)}}
 	st, _, err := s.signTo("cer-retry", DirSink(filepath.Join(s.dir, "nope", "out")), retry)
 	if err != nil {
 		t.Fatal(err)
@@ -159,7 +159,7 @@ func TestExportRetryWritesToAnotherSink(t *testing.T) {
 	if st.Step != StepDone || st.Export != out || len(st.ExportFailures) != 2 || len(retry.failed) != 2 {
 		t.Fatalf("final state %+v, retries %v", st, retry.failed)
 	}
-	if !strings.Contains(st.ExportFailures[1], "usb sink") {
+	if !strings.Contains(st.ExportFailures[1], "stick pulled") {
 		t.Fatalf("second failure %q does not name the stick", st.ExportFailures[1])
 	}
 	checkResponseDir(t, out, st.SHA256)
@@ -210,4 +210,11 @@ func TestOpenStateRefusesMissingDirectory(t *testing.T) {
 	if _, err := os.Stat(p); err == nil {
 		t.Fatal("OpenState created the missing directory")
 	}
+}
+
+// pulledStick is a destination that fails as a stick pulled mid-write does.
+type pulledStick struct{}
+
+func (pulledStick) Export(context.Context, Export) (string, error) {
+	return "", errors.New("usb sink: write /dev/sdz: stick pulled (no such device)")
 }

@@ -10,6 +10,7 @@ import (
 
 	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/internal/cli"
+	"airlock.dev/airlock/internal/sinks"
 	"airlock.dev/airlock/tui"
 )
 
@@ -79,7 +80,7 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	var sink appliance.Sink = appliance.DirSink(*out)
 	if *usbDev != "" {
-		sink = appliance.USBSink{Device: *usbDev}
+		sink = sinks.USBSink{Device: *usbDev}
 	}
 	where, err := appliance.ExportKept(ctx, st, *id, sink, appliance.SystemClock)
 	if err != nil {
@@ -126,7 +127,7 @@ func (r exportRetry) RetryExport(ctx context.Context, failed error) (appliance.S
 		if err != nil {
 			return nil, err
 		}
-		return uiSink{ui: r.ui, sink: appliance.USBSink{Device: dev}, readBack: true}, nil
+		return uiSink{ui: r.ui, sink: sinks.USBSink{Device: dev}, readBack: true}, nil
 	case 2:
 		return qrSink{ui: r.ui}, nil
 	}

@@ -23,6 +23,7 @@ import (
 	_ "airlock.dev/airlock/hsm/piv"
 	"airlock.dev/airlock/hsm/tpm"
 	"airlock.dev/airlock/internal/cli"
+	"airlock.dev/airlock/internal/sinks"
 	"airlock.dev/airlock/transfer/bundle"
 )
 
@@ -335,7 +336,7 @@ examples:
 	}
 	var sink appliance.Sink = appliance.DirSink(*out)
 	if *usbDev != "" {
-		sink = appliance.USBSink{Device: *usbDev}
+		sink = sinks.USBSink{Device: *usbDev}
 	}
 	if *confirm != "" && c.date == "" {
 		return cli.Usagef("--confirm-fingerprint runs without a terminal, so give --date too")

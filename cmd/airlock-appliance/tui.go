@@ -14,6 +14,7 @@ import (
 	"airlock.dev/airlock/hsm"
 	"airlock.dev/airlock/internal/appdemo"
 	"airlock.dev/airlock/internal/cli"
+	"airlock.dev/airlock/internal/sinks"
 	"airlock.dev/airlock/tuf"
 	"airlock.dev/airlock/tui"
 
@@ -259,7 +260,7 @@ func (s exportSink) Export(ctx context.Context, e appliance.Export) (string, err
 	}
 	st := tui.ExportStatus{Path: where, Response: e.Response}
 	if s.usb != "" {
-		w, err := appliance.USBSink{Device: s.usb}.Export(ctx, e)
+		w, err := sinks.USBSink{Device: s.usb}.Export(ctx, e)
 		if err != nil {
 			return "", fmt.Errorf("the response is in %s, but writing it to usb failed: %w", where, err)
 		}

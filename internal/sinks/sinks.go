@@ -1,4 +1,8 @@
-package appliance
+// Package sinks holds the removable-media destinations of a signed
+// response: a USB stick written in user space and an animated QR sequence.
+// The appliance core knows only its Sink interface; the wiring in
+// cmd/airlock-appliance chooses these.
+package sinks
 
 import (
 	"context"
@@ -6,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 
+	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/transfer/ur"
 	"airlock.dev/airlock/transfer/usb"
 )
@@ -24,12 +29,12 @@ type USBSink struct {
 const MaxExportNameLen = 64
 
 // Export writes e as FOLDER/response.json and FOLDER/record.json.
-func (u USBSink) Export(_ context.Context, e Export) (string, error) {
+func (u USBSink) Export(_ context.Context, e appliance.Export) (string, error) {
 	if u.Device == "" {
 		return "", errors.New("usb sink: no device given: name the stick's device or image")
 	}
 	name := ExportFolderName(e)
-	files := []usb.ResponseFile{{Name: RecordFile, Data: e.Record}, {Name: ResponseFile, Data: e.Response}}
+	files := []usb.ResponseFile{{Name: appliance.RecordFile, Data: e.Record}, {Name: appliance.ResponseFile, Data: e.Response}}
 	if err := usb.WriteResponse(u.Device, name, files); err != nil {
 		return "", fmt.Errorf("usb sink: %w", err)
 	}
@@ -39,7 +44,7 @@ func (u USBSink) Export(_ context.Context, e Export) (string, error) {
 // ExportFolderName is the folder a response is written to on removable
 // media: role, version and ceremony id, reduced to letters, digits, '.',
 // '-' and '_' within MaxExportNameLen.
-func ExportFolderName(e Export) string {
+func ExportFolderName(e appliance.Export) string {
 	raw := fmt.Sprintf("%s-v%d-%s", e.Role, e.Version, e.CeremonyID)
 	var b strings.Builder
 	for _, r := range raw {
@@ -75,7 +80,7 @@ type QRSink struct {
 }
 
 // Export encodes e.Response and hands the encoder to Frames.
-func (q *QRSink) Export(_ context.Context, e Export) (string, error) {
+func (q *QRSink) Export(_ context.Context, e appliance.Export) (string, error) {
 	enc, err := ur.NewEncoder(e.Response, q.Options)
 	if err != nil {
 		return "", fmt.Errorf("qr sink: %w", err)
