@@ -247,9 +247,9 @@ func (c *Ceremony) start(ctx context.Context) error {
 		if err != nil {
 			return c.refuseErr(ctx, err, RuleDate)
 		}
-		date, err = time.Parse("2006-01-02", strings.TrimSpace(ans))
+		date, err = parseConfirmedDate(ans)
 		if err != nil {
-			return c.refuse(ctx, RuleDate, fmt.Sprintf("%q is not a date: type it as YYYY-MM-DD", content.Visible(ans)))
+			return c.refuse(ctx, RuleDate, err.Error())
 		}
 	}
 	if last := c.cfg.State.Ledger.LastDate(); !last.IsZero() && date.Before(last) {

@@ -829,12 +829,21 @@ func readKeyFile(file string) (*metadata.Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseKeyJSON(file, raw)
+}
+
+// parseKeyJSON parses a TUF public key in JSON (as airlock key public and
+// airlock key enroll print it); name says where it came from.
+func parseKeyJSON(name string, raw []byte) (*metadata.Key, error) {
+	if len(raw) > maxKeyFileBytes {
+		return nil, fmt.Errorf("%s is over the %d-byte cap", name, maxKeyFileBytes)
+	}
 	var k metadata.Key
 	if err := json.Unmarshal(raw, &k); err != nil {
-		return nil, fmt.Errorf("%s: not a TUF public key: %w", file, err)
+		return nil, fmt.Errorf("%s: not a TUF public key: %w", name, err)
 	}
 	if _, err := tuf.Fingerprint(&k); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &k, nil
 }
@@ -860,6 +869,18 @@ func readCertPool(file string) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseCertPool(file, raw)
+}
+
+// maxPEMCerts caps the certificates of one root or intermediate file.
+const maxPEMCerts = 100
+
+// parseCertPool parses PEM certificates, nothing else: any other block, or
+// text that is not PEM, is refused.
+func parseCertPool(name string, raw []byte) (*x509.CertPool, error) {
+	if len(raw) > maxPEMFileBytes {
+		return nil, fmt.Errorf("%s is over the %d-byte cap", name, maxPEMFileBytes)
+	}
 	pool := x509.NewCertPool()
 	n := 0
 	for {
@@ -869,17 +890,23 @@ func readCertPool(file string) (*x509.CertPool, error) {
 			break
 		}
 		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%s: pem block %d is %q, want CERTIFICATE", file, n+1, b.Type)
+			return nil, fmt.Errorf("%s: pem block %d is %q, want CERTIFICATE", name, n+1, b.Type)
+		}
+		if n == maxPEMCerts {
+			return nil, fmt.Errorf("%s: more than %d certificates", name, maxPEMCerts)
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%s: certificate %d: %w", file, n+1, err)
+			return nil, fmt.Errorf("%s: certificate %d: %w", name, n+1, err)
 		}
 		pool.AddCert(c)
 		n++
 	}
 	if n == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificates", file)
+		return nil, fmt.Errorf("%s: no PEM certificates", name)
+	}
+	if len(bytes.TrimSpace(raw)) != 0 {
+		return nil, fmt.Errorf("%s: text after certificate %d is not a PEM certificate", name, n)
 	}
 	return pool, nil
 }
@@ -889,13 +916,21 @@ func readPublicKeyPEM(file string) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, _ := pem.Decode(raw)
+	return parsePublicKeyPEM(file, raw)
+}
+
+// parsePublicKeyPEM parses one PEM PUBLIC KEY block and nothing after it.
+func parsePublicKeyPEM(name string, raw []byte) (crypto.PublicKey, error) {
+	b, rest := pem.Decode(raw)
 	if b == nil || b.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("%s: want a PEM PUBLIC KEY as airlock key attestation-key prints", file)
+		return nil, fmt.Errorf("%s: want a PEM PUBLIC KEY as airlock key attestation-key prints", name)
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("%s: text after the PEM PUBLIC KEY: give one key per file", name)
 	}
 	pub, err := x509.ParsePKIXPublicKey(b.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return pub, nil
 }

@@ -190,7 +190,6 @@ func TestCeremonyTUIYubiKeyAndTPM(t *testing.T) {
 		touchShown <- raw
 	}
 	r.onTouch.Store(&hook)
-	defer r.onTouch.Store(nil)
 	ended = c.run(r, st, rel, &o)
 	c.approve(ended, version)
 	c.wait(ended, "PIN for "+alice, "2 tries left")
@@ -207,5 +206,57 @@ func TestCeremonyTUIYubiKeyAndTPM(t *testing.T) {
 	c.typeText(tpmPIN)
 	c.wait(ended, "SIGNED", "Approved by "+alice+", "+bob, "Signatures 2")
 	c.wait1(ended)
+	r.onTouch.Store(nil)
 	r.publish(t, rel, o.response(t))
+
+	// An appliance that does not trust the TPM's attestation key refuses
+	// before anyone is asked anything.
+	rel = r.bundle("2.0.0")
+	version++
+	c = newConsole(t)
+	ended = c.run(r, r.state(false), rel, &o)
+	screen = c.wait(ended, "REFUSED", "rule attestation", "key "+r.tpmURI.String()+": attestation does not verify")
+	c.wait1(ended)
+	o.refused(t, appliance.RuleAttestation, "attestation does not verify")
+	if strings.Contains(screen, "PIN for") || strings.Contains(screen, "approve "+role) {
+		t.Fatalf("a holder was asked before the attestations were checked:\n%s", screen)
+	}
+
+	// Alice does not touch in time: the card gives up and the screen says
+	// why; then the card is pulled while it waits for her touch.
+	r.timeOut.Store(true)
+	c = newConsole(t)
+	ended = c.run(r, st, rel, &o)
+	c.approve(ended, version)
+	c.wait(ended, "PIN for "+alice, "3 tries left")
+	c.typeText(yubiKeyPIN)
+	c.wait(ended, "REFUSED", "rule sign", "the yubikey refused to sign: pin or touch not accepted")
+	c.wait1(ended)
+	o.refused(t, appliance.RuleSign, "pin or touch not accepted")
+
+	pull := func() { r.card.Remove() }
+	r.onTouch.Store(&pull)
+	c = newConsole(t)
+	ended = c.run(r, st, rel, &o)
+	c.approve(ended, version)
+	c.wait(ended, "PIN for "+alice)
+	c.typeText(yubiKeyPIN)
+	c.wait(ended, "REFUSED", "rule sign", "the yubikey stopped answering", "insert the key and try again")
+	c.wait1(ended)
+	r.onTouch.Store(nil)
+	o.refused(t, appliance.RuleSign, "insert the key and try again")
+
+	// Reinserted, the same bytes are signed.
+	r.env.WaitGone(t, r.card)
+	r.env.Insert(t, r.card, 0)
+	c = newConsole(t)
+	ended = c.run(r, st, rel, &o)
+	c.approve(ended, version)
+	c.wait(ended, "PIN for "+alice)
+	c.typeText(yubiKeyPIN)
+	c.wait(ended, "PIN for "+bob)
+	c.typeText(tpmPIN)
+	c.wait(ended, "SIGNED", "Signatures 2")
+	c.wait1(ended)
+	o.response(t)
 }
