@@ -212,6 +212,8 @@ func TestImportFromImages(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			img := tc.img()
+			// The image as written, before anything reads it.
+			before := sha256File(t, img)
 			v, err := Open(img)
 			if err != nil {
 				t.Fatal(err)
@@ -238,8 +240,8 @@ func TestImportFromImages(t *testing.T) {
 			if diff := cmp.Diff(sortedFiles(want), m.Files); diff != "" {
 				t.Errorf("imported files (-source, +imported):\n%s", diff)
 			}
-			// The image was not changed by reading.
-			before := sha256File(t, img)
+			// The image was not changed by reading it, nor by opening it
+			// again.
 			v.Close()
 			if v2, err := Open(img); err == nil {
 				v2.Close()
