@@ -31,7 +31,7 @@ const (
 	crashSeed      = "AIRLOCK_CRASH_SEED"
 	crashMode      = "AIRLOCK_CRASH_MODE"      // loop, fault, selfkill, or all (every bundle once, then exit)
 	crashTestSeed  = "AIRLOCK_CRASH_TEST_SEED" // replays the runs of a failed test
-	crashRuns      = 60                        // helper processes started, each killed at a random point (about 35 s)
+	crashRuns      = 60                        // helper processes started, each killed at a random point (30 to 50 s)
 	crashMaxDelay  = 400 * time.Millisecond
 	crashVersions  = 5
 	crashListSplit = "\n"
