@@ -52,14 +52,18 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	return m, s
 }
 
-// terminal answers the prompts a program writes on its pseudo-terminal.
+// terminal answers the PIN prompts a program writes on its
+// pseudo-terminal: each prompt with the first unused answer whose prompt it
+// shows, or with an empty line (which cancels) when none fits, so that an
+// unexpected prompt ends the run instead of hanging it.
 type terminal struct {
 	mu      sync.Mutex
 	text    bytes.Buffer
 	answers []answer
+	handled int // PIN prompts answered
 }
 
-// answer is typed once the terminal shows prompt.
+// answer is typed at a PIN prompt showing prompt.
 type answer struct {
 	prompt, typed string
 	done          bool
@@ -71,13 +75,18 @@ func (tm *terminal) run(m *os.File) {
 		n, err := m.Read(buf)
 		tm.mu.Lock()
 		tm.text.Write(buf[:n])
-		for i := range tm.answers {
-			a := &tm.answers[i]
-			if !a.done && strings.Contains(tm.text.String(), a.prompt) {
-				a.done = true
-				m.Write([]byte(a.typed + "\n"))
-				break // one answer per prompt shown
+		text := tm.text.String()
+		if strings.Count(text, "PIN for ") > tm.handled && strings.HasSuffix(strings.TrimRight(text, " "), ":") {
+			tm.handled++
+			last := text[strings.LastIndex(text, "PIN for "):]
+			typed := ""
+			for i := range tm.answers {
+				if a := &tm.answers[i]; !a.done && strings.Contains(last, a.prompt) {
+					a.done, typed = true, a.typed
+					break
+				}
 			}
+			m.Write([]byte(typed + "\n"))
 		}
 		tm.mu.Unlock()
 		if err != nil {
