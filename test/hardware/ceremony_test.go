@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -188,7 +189,15 @@ func ceremonyStory(t *testing.T, tpmDev func(testing.TB) string) {
 		ui = newScriptedUI(both())
 		ui.touched = make(chan appliance.TouchRequest, 1)
 		waited := make(chan appliance.TouchRequest, 1)
-		hook := func() { waited <- <-ui.touched }
+		hook := func() {
+			// The card waits until the holder is asked to touch (or, if
+			// she never is, gives up and the test fails below).
+			select {
+			case tr := <-ui.touched:
+				waited <- tr
+			case <-time.After(screenWithin):
+			}
+		}
 		r.onTouch.Store(&hook)
 		o = r.ceremony(st, ui, nil, opts, rel)
 		r.onTouch.Store(nil)
