@@ -19,6 +19,7 @@ import (
 
 	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/hsm/attest"
+	"airlock.dev/airlock/hsm/piv/pivemu"
 	"airlock.dev/airlock/hsm/tpm/tpmtest"
 )
 
@@ -266,4 +267,30 @@ func ceremonyStory(t *testing.T, tpmDev func(testing.TB) string) {
 		o = r.ceremony(st, newScriptedUI(both()), nil, opts, rel)
 		r.publish(t, rel, o.response(t))
 	})
+}
+
+// TestCeremonyTouchPolicy: the role demands touch policy "always". A TPM has
+// no touch sensor and is waived (its PIN suffices); a YubiKey key made
+// with touch policy "never" is refused, before anyone is asked anything.
+func TestCeremonyTouchPolicy(t *testing.T) {
+	r := newRigWith(t, tpmtest.Simulator, pivemu.TouchPolicyNever)
+	st := r.state(true)
+	rel := r.bundle("1.0.0")
+	ui := newScriptedUI(map[string][]string{alice: {yubiKeyPIN}, bob: {tpmPIN}})
+	o := r.ceremony(st, ui, nil, r.attestOptions(), rel)
+	o.refused(t, appliance.RuleAttestation, "key "+r.ykURI.String()+`: policy requires touch policy always, key has "never"`)
+	if len(ui.secrets) != 0 || len(ui.confirms) != 0 {
+		t.Errorf("a holder was asked before the attestations were checked: pins %v, confirmations %v", ui.asked(), ui.confirms)
+	}
+	// Without the touch requirement the same keys sign, and nobody is
+	// asked to touch.
+	rp := r.policy.Roles[role]
+	rp.Attestation.RequireTouchAlways = false
+	r.policy.Roles[role] = rp
+	ui = newScriptedUI(map[string][]string{alice: {yubiKeyPIN}, bob: {tpmPIN}})
+	o = r.ceremony(r.state(true), ui, nil, r.attestOptions(), rel)
+	o.response(t)
+	if got := ui.touchHolders(t); len(got) != 0 {
+		t.Errorf("touch prompts for %v from a key with touch policy never", got)
+	}
 }

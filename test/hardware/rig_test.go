@@ -71,6 +71,13 @@ type rig struct {
 // the TPM: tpmtest.Simulator or tpmtest.Swtpm.
 func newRig(t *testing.T, tpmDev func(testing.TB) string) *rig {
 	t.Helper()
+	return newRigWith(t, tpmDev, 0)
+}
+
+// newRigWith is newRig with a YubiKey whose key gets touchPolicy (as a card
+// configured otherwise would make it), when not 0.
+func newRigWith(t *testing.T, tpmDev func(testing.TB) string, touchPolicy byte) *rig {
+	t.Helper()
 	ctx := context.Background()
 	r := &rig{t: t, dir: t.TempDir(), now: time.Now()}
 	r.env = pivtest.Start(t)
@@ -85,7 +92,8 @@ func newRig(t *testing.T, tpmDev func(testing.TB) string) *rig {
 				(*f)()
 			}
 		},
-		TouchTimedOut: func() bool { return r.timeOut.CompareAndSwap(true, false) },
+		TouchTimedOut:    func() bool { return r.timeOut.CompareAndSwap(true, false) },
+		ForceTouchPolicy: touchPolicy,
 	})
 	if err != nil {
 		t.Fatal(err)
