@@ -278,10 +278,10 @@ func (c *Ceremony) start(ctx context.Context) error {
 			if err != nil {
 				return c.refuseErr(ctx, err, RuleDate)
 			}
-			d, perr := time.Parse("2006-01-02", strings.TrimSpace(ans))
+			d, perr := parseConfirmedDate(ans)
 			switch {
 			case perr != nil:
-				problem = fmt.Sprintf("%q is not a date: type it as YYYY-MM-DD, e.g. %s.", content.Visible(ans), def)
+				problem = fmt.Sprintf("%v, e.g. %s.", perr, def)
 			case backwards(d) != "":
 				problem = backwards(d) + "."
 			default:

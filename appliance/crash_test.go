@@ -1,10 +1,12 @@
 package appliance
 
 import (
+	"bufio"
 	"context"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -27,12 +29,13 @@ const (
 	crashKeys      = "AIRLOCK_CRASH_KEYS"             // key URIs, list-separated
 	crashOut       = "AIRLOCK_CRASH_OUT"              // folder for response folders
 	crashSeed      = "AIRLOCK_CRASH_SEED"
-	crashMode      = "AIRLOCK_CRASH_MODE" // loop, fault, selfkill, or all (every bundle once, then exit)
-	crashRuns      = 300                  // helper processes killed, at most
-	crashBudget    = 40 * time.Second     // wall time for the kill loop, at most
+	crashMode      = "AIRLOCK_CRASH_MODE"      // loop, fault, selfkill, or all (every bundle once, then exit)
+	crashTestSeed  = "AIRLOCK_CRASH_TEST_SEED" // replays the runs of a failed test
+	crashRuns      = 60                        // helper processes started, each killed at a random point (30 to 50 s)
 	crashMaxDelay  = 400 * time.Millisecond
 	crashVersions  = 5
 	crashListSplit = "\n"
+	crashReady     = "airlock-crash-helper-ready"
 )
 
 // TestCrashHelperProcess is the helper of TestCeremonyCrashInjection: run as
@@ -81,6 +84,7 @@ func crashHelper(stateDir string) int {
 		return st
 	}
 	st := open()
+	fmt.Println(crashReady) // the parent's kill timer starts now
 	for n := 0; ; n++ {
 		// Lower versions are likelier, so that several versions get signed.
 		b := bundles[min(rng.IntN(len(bundles)), rng.IntN(len(bundles)))]
@@ -136,18 +140,39 @@ func TestCeremonyCrashInjection(t *testing.T) {
 			crashKeys+"="+keys, crashOut+"="+outRoot, crashSeed+"="+strconv.FormatUint(seed, 10), crashMode+"="+mode)
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		// The kill delay counts from when the helper has opened the
+		// state, not from when the process started, so that how far the
+		// helper gets does not depend on how fast the machine starts it.
+		ready := make(chan struct{})
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				if sc.Text() == crashReady {
+					close(ready)
+					break
+				}
+			}
+			io.Copy(io.Discard, stdout)
+		}()
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		var err error
 		if kill > 0 {
 			select {
 			case err = <-done:
-			case <-time.After(kill):
-				cmd.Process.Signal(syscall.SIGKILL)
-				err = <-done
+			case <-ready:
+				select {
+				case err = <-done:
+				case <-time.After(kill):
+					cmd.Process.Signal(syscall.SIGKILL)
+					err = <-done
+				}
 			}
 		} else {
 			err = <-done
@@ -177,22 +202,33 @@ func TestCeremonyCrashInjection(t *testing.T) {
 			t.Fatalf("%s: audit log: %v", when, err)
 		}
 	}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
-	start := time.Now()
+	// The number of runs is fixed; where each is killed is drawn from a
+	// seed printed here, which AIRLOCK_CRASH_TEST_SEED replays (the kill
+	// times of "loop" runs vary with the machine; the write step of
+	// "fault" and "selfkill" runs is fixed by the seed).
+	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv(crashTestSeed); v != "" {
+		var err error
+		if seed, err = strconv.ParseUint(v, 10, 64); err != nil {
+			t.Fatalf("%s=%q: want a decimal seed", crashTestSeed, v)
+		}
+	}
+	t.Logf("crash injection: %d runs, seed %d (replay with %s=%d)", crashRuns, seed, crashTestSeed, seed)
+	rng := rand.New(rand.NewPCG(seed, 1))
 	runs, kills, selfKills := 0, 0, 0
 	modes := []string{"loop", "loop", "fault", "selfkill"}
-	for runs < crashRuns && time.Since(start) < crashBudget {
-		seed := rng.Uint64()
+	for runs < crashRuns {
+		hseed := rng.Uint64()
 		mode := modes[rng.IntN(len(modes))]
 		delay := time.Duration(rng.Int64N(int64(crashMaxDelay))) + time.Millisecond
-		if run(seed, mode, delay) {
+		if run(hseed, mode, delay) {
 			kills++
 			if mode == "selfkill" {
 				selfKills++
 			}
 		}
 		runs++
-		check(fmt.Sprintf("after run %d (seed %d, %s, %v)", runs, seed, mode, delay))
+		check(fmt.Sprintf("after run %d (test seed %d; helper seed %d, %s, %v)", runs, seed, hseed, mode, delay))
 	}
 	// A last helper signs every bundle and exits: the versions the ledger
 	// allows end exported.
@@ -246,7 +282,7 @@ func TestCeremonyCrashInjection(t *testing.T) {
 	if exported == 0 {
 		t.Fatal("no ceremony exported a response")
 	}
-	t.Logf("%d helper runs (%d killed, %d at an exact write step), %d ceremonies started, %d responses exported for %d versions, %d ledger entries, %d audit entries",
+	t.Logf("%d helper runs (%d killed, %d at an exact write step), %d response folders begun, %d responses exported for %d versions, %d ledger entries, %d audit entries",
 		runs, kills, selfKills, dirs, exported, len(signed), len(st.Ledger.History("sigstore")), st.Audit.Len())
 }
 

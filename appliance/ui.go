@@ -35,6 +35,7 @@ package appliance
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"airlock.dev/airlock/hsm"
@@ -147,18 +148,32 @@ var SystemClock Clock = ClockFunc(time.Now)
 
 // Prompter adapts a UI to the hsm.Prompter a hardware key needs, for the
 // key's holder. PIN requests become Secret calls showing the retries left;
-// touch waits become WaitTouch calls timed by clock.
+// touch waits become WaitTouch calls timed by clock. When holder is "" (one
+// prompter for several keys), each request names the holder the key
+// reported with its last PIN request.
 func Prompter(ui UI, holder string, clock Clock) hsm.Prompter {
 	if clock == nil {
 		clock = SystemClock
 	}
-	return &uiPrompter{ui: ui, holder: holder, clock: clock}
+	return &uiPrompter{ui: ui, holder: holder, clock: clock, holders: map[hsm.URI]string{}}
 }
 
 type uiPrompter struct {
 	ui     UI
 	holder string
 	clock  Clock
+
+	mu      sync.Mutex
+	holders map[hsm.URI]string // holder named by each key's PIN request
+}
+
+func (p *uiPrompter) holderOf(uri hsm.URI) string {
+	if p.holder != "" {
+		return p.holder
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.holders[uri]
 }
 
 var _ hsm.Prompter = (*uiPrompter)(nil)
@@ -167,6 +182,10 @@ func (p *uiPrompter) PIN(ctx context.Context, req hsm.PINRequest) ([]byte, error
 	holder := req.Holder
 	if holder == "" {
 		holder = p.holder
+	} else if p.holder == "" {
+		p.mu.Lock()
+		p.holders[req.URI] = holder
+		p.mu.Unlock()
 	}
 	pin, err := p.ui.Secret(ctx, SecretRequest{
 		Holder:  holder,
@@ -184,7 +203,7 @@ func (p *uiPrompter) PIN(ctx context.Context, req hsm.PINRequest) ([]byte, error
 }
 
 func (p *uiPrompter) Touch(ctx context.Context, uri hsm.URI) (done func()) {
-	d := p.ui.WaitTouch(ctx, TouchRequest{Holder: p.holder, Key: uri.String(), Started: p.clock.Now()})
+	d := p.ui.WaitTouch(ctx, TouchRequest{Holder: p.holderOf(uri), Key: uri.String(), Started: p.clock.Now()})
 	if d == nil {
 		return func() {}
 	}

@@ -33,12 +33,23 @@ done < <(grep -E '^\s*--- SKIP: ' "$log" | sed -E 's/^\s*--- SKIP: ([^ ]+).*/\1/
 # The official TUF client conformance suite against `airlock client`.
 scripts/conformance.sh
 
-# Bounded fuzzing: each fuzz target runs FUZZTIME (default 20s); a crasher
-# lands in the package's testdata/fuzz/ and is kept as a seed.
+# Bounded fuzzing: each fuzz target runs FUZZTIME (default 20s), FUZZJOBS
+# targets at a time (default 2, sharing the cores); a crasher lands in the
+# package's testdata/fuzz/ and is kept as a seed. With about 50 targets this
+# takes about 10 minutes on two cores.
 fuzztime=${FUZZTIME:-20s}
+fuzzjobs=${FUZZJOBS:-2}
+fuzzpar=$(( $(nproc) / fuzzjobs ))
+((fuzzpar >= 1)) || fuzzpar=1
+targets=()
 for pkg in $(go list ./...); do
   for f in $(go test -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
-    echo "fuzz $pkg $f ($fuzztime)" >&2
-    go test -run '^$' -fuzz "^$f\$" -fuzztime "$fuzztime" -parallel "$(nproc)" "$pkg"
+    targets+=("$pkg $f")
   done
 done
+echo "fuzzing ${#targets[@]} targets for $fuzztime each, $fuzzjobs at a time" >&2
+export fuzztime fuzzpar
+printf '%s\n' "${targets[@]}" | xargs -P "$fuzzjobs" -L 1 bash -c '
+  out=$(go test -run "^\$" -fuzz "^$1\$" -fuzztime "$fuzztime" -parallel "$fuzzpar" "$0" 2>&1); rc=$?
+  printf "fuzz %s %s (%s): exit %d\n%s\n" "$0" "$1" "$fuzztime" "$rc" "$out" >&2
+  exit "$rc"'

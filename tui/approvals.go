@@ -49,16 +49,20 @@ func (s *approvalsScreen) update(st appliance.State, pending *request, touch *to
 		}
 	}
 	for _, h := range holders {
-		mark, note := "[ ]", "insert key"
+		// The mark is markup; only the holder's name is escaped.
+		mark, note := Escape("[ ]"), "insert key"
+		if approvedHolder[h] {
+			mark, note = "[green]"+Escape("[x]")+"[-]", "[green]approved[-]"
+		}
+		// Holders approve before anyone signs: while signing, the PIN and
+		// touch prompts are what the roll call shows.
 		switch {
-		case approvedHolder[h]:
-			mark, note = "[green][x][-]", "[green]approved[-]"
 		case pending != nil && pending.secret != nil && pending.secret.Holder == h:
 			note = fmt.Sprintf("[yellow]entering PIN[-] (%s)", retriesText(pending.secret.Retries))
 		case touch != nil && touch.req.Holder == h:
 			note = "[black:yellow] touch your key [-:-]"
 		}
-		fmt.Fprintf(&b, " %s %-16s %s\n", Escape(mark), Escape(h), note)
+		fmt.Fprintf(&b, " %s %-16s %s\n", mark, Escape(h), note)
 		for _, k := range n.Keys {
 			if k.Holder == h {
 				fmt.Fprintf(&b, "       key %s\n", Escape(short(k.KeyID)))

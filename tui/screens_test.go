@@ -41,18 +41,35 @@ func screenText(scr tcell.SimulationScreen) string {
 	return b.String()
 }
 
-// waitFor polls the screen until it shows want.
+// screenWithin only bounds how long a broken test hangs: every wait ends
+// as soon as the screen shows (or stops showing) what it waits for.
+const screenWithin = 60 * time.Second
+
+// waitFor waits until the screen shows want.
 func waitFor(t *testing.T, scr tcell.SimulationScreen, want string) string {
 	t.Helper()
-	for i := 0; i < 500; i++ {
+	return waitScreen(t, scr, "show", func(s string) bool { return strings.Contains(s, want) }, want)
+}
+
+// waitGone waits until the screen no longer shows text.
+func waitGone(t *testing.T, scr tcell.SimulationScreen, text string) {
+	t.Helper()
+	waitScreen(t, scr, "stop showing", func(s string) bool { return !strings.Contains(s, text) }, text)
+}
+
+func waitScreen(t *testing.T, scr tcell.SimulationScreen, what string, done func(string) bool, text string) string {
+	t.Helper()
+	deadline := time.Now().Add(screenWithin)
+	for {
 		s := screenText(scr)
-		if strings.Contains(s, want) {
+		if done(s) {
 			return s
 		}
-		time.Sleep(10 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("the screen did not %s %q:\n%s", what, text, s)
+		}
+		time.Sleep(5 * time.Millisecond) // the next poll of the screen
 	}
-	t.Fatalf("screen never showed %q:\n%s", want, screenText(scr))
-	return ""
 }
 
 func TestHostileBundleTextChangesNothingElse(t *testing.T) {

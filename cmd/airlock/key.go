@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -126,12 +127,21 @@ func readKeyFile(file string) (*metadata.Key, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseKeyJSON(file, raw)
+}
+
+// parseKeyJSON parses a TUF public key in JSON (as airlock key public and
+// airlock key enroll print it); name says where it came from.
+func parseKeyJSON(name string, raw []byte) (*metadata.Key, error) {
+	if len(raw) > maxKeyFileBytes {
+		return nil, fmt.Errorf("%s is over the %d-byte cap", name, maxKeyFileBytes)
+	}
 	var k metadata.Key
 	if err := json.Unmarshal(raw, &k); err != nil {
-		return nil, fmt.Errorf("%s: not a TUF public key: %w", file, err)
+		return nil, fmt.Errorf("%s: not a TUF public key: %w", name, err)
 	}
 	if _, err := tuf.Fingerprint(&k); err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return &k, nil
 }
@@ -170,6 +180,31 @@ func readCerts(file string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseCerts(file, raw)
+}
+
+// maxPEMCerts caps the certificates of one root or intermediate file.
+const maxPEMCerts = 100
+
+// parseCertPool parses PEM certificates into a pool.
+func parseCertPool(name string, raw []byte) (*x509.CertPool, error) {
+	certs, err := parseCerts(name, raw)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool, nil
+}
+
+// parseCerts parses PEM certificates, nothing else: any other block, or
+// text that is not PEM, is refused.
+func parseCerts(name string, raw []byte) ([]*x509.Certificate, error) {
+	if len(raw) > maxPEMFileBytes {
+		return nil, fmt.Errorf("%s is over the %d-byte cap", name, maxPEMFileBytes)
+	}
 	var out []*x509.Certificate
 	for {
 		var b *pem.Block
@@ -178,16 +213,22 @@ func readCerts(file string) ([]*x509.Certificate, error) {
 			break
 		}
 		if b.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%s: pem block %d is %q, want CERTIFICATE", file, len(out)+1, b.Type)
+			return nil, fmt.Errorf("%s: pem block %d is %q, want CERTIFICATE", name, len(out)+1, b.Type)
+		}
+		if len(out) == maxPEMCerts {
+			return nil, fmt.Errorf("%s: more than %d certificates", name, maxPEMCerts)
 		}
 		c, err := x509.ParseCertificate(b.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%s: certificate %d: %w", file, len(out)+1, err)
+			return nil, fmt.Errorf("%s: certificate %d: %w", name, len(out)+1, err)
 		}
 		out = append(out, c)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no PEM certificates", file)
+		return nil, fmt.Errorf("%s: no PEM certificates", name)
+	}
+	if len(bytes.TrimSpace(raw)) != 0 {
+		return nil, fmt.Errorf("%s: text after certificate %d is not a PEM certificate", name, len(out))
 	}
 	return out, nil
 }
@@ -197,13 +238,21 @@ func readPublicKeyPEM(file string) (crypto.PublicKey, error) {
 	if err != nil {
 		return nil, err
 	}
-	b, _ := pem.Decode(raw)
+	return parsePublicKeyPEM(file, raw)
+}
+
+// parsePublicKeyPEM parses one PEM PUBLIC KEY block and nothing after it.
+func parsePublicKeyPEM(name string, raw []byte) (crypto.PublicKey, error) {
+	b, rest := pem.Decode(raw)
 	if b == nil || b.Type != "PUBLIC KEY" {
-		return nil, fmt.Errorf("%s: want a PEM PUBLIC KEY as airlock key attestation-key prints", file)
+		return nil, fmt.Errorf("%s: want a PEM PUBLIC KEY as airlock key attestation-key prints", name)
+	}
+	if len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("%s: text after the PEM PUBLIC KEY: give one key per file", name)
 	}
 	pub, err := x509.ParsePKIXPublicKey(b.Bytes)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", file, err)
+		return nil, fmt.Errorf("%s: %w", name, err)
 	}
 	return pub, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -100,18 +101,7 @@ examples:
 // airlock key enroll print).
 func loadPublicKey(ctx context.Context, s string, p hsm.Prompter) (*metadata.Key, error) {
 	if strings.HasSuffix(s, ".json") {
-		raw, err := os.ReadFile(s)
-		if err != nil {
-			return nil, err
-		}
-		var k metadata.Key
-		if err := json.Unmarshal(raw, &k); err != nil {
-			return nil, fmt.Errorf("%s: not a TUF public key: %w", s, err)
-		}
-		if _, err := tuf.Fingerprint(&k); err != nil {
-			return nil, fmt.Errorf("%s: %w", s, err)
-		}
-		return &k, nil
+		return readKeyFile(s)
 	}
 	ks, err := cli.OpenKeys(ctx, []string{s}, p)
 	if err != nil {
@@ -256,23 +246,41 @@ examples:
 	return nil
 }
 
+// Caps on a --group spec.
+const (
+	maxGroupName = 64
+	maxGroupKeys = 100
+)
+
+// parseGroup parses an approval group NAME:MIN:KEY,KEY where a KEY is a key
+// id or #N, the N-th --key (ids holds their key ids).
 func parseGroup(s string, ids []string) (tuf.Group, error) {
 	parts := strings.SplitN(s, ":", 3)
 	if len(parts) != 3 {
 		return tuf.Group{}, cli.Usagef("--group %q: want NAME:MIN:KEY,KEY", s)
 	}
+	if parts[0] == "" || len(parts[0]) > maxGroupName || strings.ContainsFunc(parts[0], func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return tuf.Group{}, cli.Usagef("--group %q: the name must be 1 to %d printable characters without spaces", s, maxGroupName)
+	}
+	keys := strings.Split(parts[2], ",")
+	if len(keys) > maxGroupKeys {
+		return tuf.Group{}, cli.Usagef("--group %q: more than %d keys", s, maxGroupKeys)
+	}
 	min, err := strconv.Atoi(parts[1])
-	if err != nil {
-		return tuf.Group{}, cli.Usagef("--group %q: MIN is not a number", s)
+	if err != nil || min < 1 || min > len(keys) {
+		return tuf.Group{}, cli.Usagef("--group %q: MIN must be a number from 1 to the %d keys listed", s, len(keys))
 	}
 	g := tuf.Group{Name: parts[0], Min: min}
-	for _, k := range strings.Split(parts[2], ",") {
+	for _, k := range keys {
 		if n, ok := strings.CutPrefix(k, "#"); ok {
 			i, err := strconv.Atoi(n)
 			if err != nil || i < 1 || i > len(ids) {
 				return tuf.Group{}, cli.Usagef("--group %q: %s is not a --key index from 1 to %d", s, k, len(ids))
 			}
 			k = ids[i-1]
+		}
+		if k == "" || slices.Contains(g.KeyIDs, k) {
+			return tuf.Group{}, cli.Usagef("--group %q: an empty or repeated key", s)
 		}
 		g.KeyIDs = append(g.KeyIDs, k)
 	}

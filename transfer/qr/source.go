@@ -147,11 +147,20 @@ func NewLineSource(r io.Reader) *LineSource {
 	go func() {
 		defer close(s.lines)
 		sc := bufio.NewScanner(r)
-		sc.Buffer(make([]byte, 4096), MaxLineLen)
+		// Room for a line of MaxLineLen bytes and its "\r\n".
+		sc.Buffer(make([]byte, 4096), MaxLineLen+3)
+		tooLong := fmt.Errorf("qr: a scanned line is longer than the cap of %d bytes", MaxLineLen)
 		for sc.Scan() {
-			line := bytes.TrimSuffix(sc.Bytes(), []byte("\r"))
+			line := sc.Bytes() // bufio.ScanLines has dropped "\r\n" or "\n"
 			if len(line) == 0 {
 				continue
+			}
+			if len(line) > MaxLineLen {
+				select {
+				case s.lines <- lineResult{err: tooLong}:
+				case <-s.stop:
+				}
+				return
 			}
 			select {
 			case s.lines <- lineResult{line: bytes.Clone(line)}:
@@ -161,7 +170,7 @@ func NewLineSource(r io.Reader) *LineSource {
 		}
 		err := sc.Err()
 		if errors.Is(err, bufio.ErrTooLong) {
-			err = fmt.Errorf("qr: a scanned line is longer than the cap of %d bytes", MaxLineLen)
+			err = tooLong
 		}
 		if err != nil {
 			select {

@@ -212,6 +212,8 @@ func TestImportFromImages(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			img := tc.img()
+			// The image as written, before anything reads it.
+			before := sha256File(t, img)
 			v, err := Open(img)
 			if err != nil {
 				t.Fatal(err)
@@ -238,8 +240,8 @@ func TestImportFromImages(t *testing.T) {
 			if diff := cmp.Diff(sortedFiles(want), m.Files); diff != "" {
 				t.Errorf("imported files (-source, +imported):\n%s", diff)
 			}
-			// The image was not changed by reading.
-			before := sha256File(t, img)
+			// The image was not changed by reading it, nor by opening it
+			// again.
 			v.Close()
 			if v2, err := Open(img); err == nil {
 				v2.Close()
@@ -335,15 +337,21 @@ func TestDamagedImages(t *testing.T) {
 	for i := int64(0); i < g.numFATs; i++ {
 		binary.LittleEndian.PutUint32(loop[g.fatOffset+i*g.fatBytes+int64(g.rootCluster)*4:], g.rootCluster)
 	}
-	// A boot sector that claims a table far over the cap.
+	// A boot sector that claims a table over the cap, on a medium (a
+	// sparse file) large enough to hold the filesystem it claims.
 	hugeFAT := bytes.Clone(fatBytes)
-	binary.LittleEndian.PutUint32(hugeFAT[36:], 1<<22)
-	binary.LittleEndian.PutUint32(hugeFAT[32:], 1<<30)
-	// Garbage over both tables.
+	hugeSectors := int64(2 * MaxFATBytes / 512)
+	hugeSize := int64(3*MaxFATBytes) * 2
+	binary.LittleEndian.PutUint32(hugeFAT[36:], uint32(hugeSectors))
+	binary.LittleEndian.PutUint32(hugeFAT[32:], uint32(hugeSize/512))
+	// The same garbage over both tables.
 	garbage := bytes.Clone(fatBytes)
 	rng := rand.New(rand.NewPCG(3, 4))
-	for i := g.fatOffset; i < g.fatOffset+g.numFATs*g.fatBytes; i++ {
+	for i := g.fatOffset; i < g.fatOffset+g.fatBytes; i++ {
 		garbage[i] = byte(rng.Uint32())
+		for n := int64(1); n < g.numFATs; n++ {
+			garbage[i+n*g.fatBytes] = garbage[i]
+		}
 	}
 
 	ext := ext4Image(t, src)
@@ -360,23 +368,29 @@ func TestDamagedImages(t *testing.T) {
 	cases := []struct {
 		name string
 		data []byte
+		size int64 // the image is extended (sparse) to this size
 		want string
 	}{
-		{"fat32 truncated", fatBytes[:len(fatBytes)/2], "truncated"},
-		{"fat32 cut in the boot sector", fatBytes[:300], "too small"},
-		{"fat32 cluster loop", loop, "loops"},
-		{"fat32 table over the cap", hugeFAT, ""},
-		{"fat32 garbage table", garbage, ""},
-		{"ext4 truncated", extBytes[:len(extBytes)/3], "truncated"},
-		{"iso truncated", isoBytes[:len(isoBytes)/2], "truncated"},
-		{"zeros", make([]byte, 1<<20), "no readable filesystem"},
-		{"random", randomBytes(1 << 20), "no readable filesystem"},
+		{"fat32 truncated", fatBytes[:len(fatBytes)/2], 0, "truncated"},
+		{"fat32 cut in the boot sector", fatBytes[:300], 0, "too small"},
+		{"fat32 cluster loop", loop, 0, "loops"},
+		{"fat32 table over the cap", hugeFAT, hugeSize, "allocation table is 128.0 MiB, over the 64.0 MiB cap"},
+		{"fat32 garbage table", garbage, 0, "cannot read the root directory"},
+		{"ext4 truncated", extBytes[:len(extBytes)/3], 0, "truncated"},
+		{"iso truncated", isoBytes[:len(isoBytes)/2], 0, "truncated"},
+		{"zeros", make([]byte, 1<<20), 0, "no readable filesystem"},
+		{"random", randomBytes(1 << 20), 0, "no readable filesystem"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			img := filepath.Join(t.TempDir(), "bad.img")
 			if err := os.WriteFile(img, tc.data, 0o600); err != nil {
 				t.Fatal(err)
+			}
+			if tc.size > 0 {
+				if err := os.Truncate(img, tc.size); err != nil {
+					t.Fatal(err)
+				}
 			}
 			v, err := Open(img)
 			if err == nil {

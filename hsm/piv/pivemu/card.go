@@ -95,6 +95,11 @@ type Config struct {
 	// Touch is called when the card starts waiting for a touch; the card
 	// answers the operation once it returns. Nil means an immediate touch.
 	Touch func()
+	// TouchTimedOut, when set, is asked after Touch returns whether the
+	// holder failed to touch in time; if it returns true the card answers
+	// as a YubiKey does when its touch timeout passes: 6982, security
+	// status not satisfied, and no signature.
+	TouchTimedOut func() bool
 }
 
 type slotKey struct {
@@ -687,8 +692,12 @@ func (c *Card) sign(p1, p2 byte, data []byte, pinFresh bool) ([]byte, int) {
 		if touch != nil {
 			touch()
 		}
+		timedOut := c.cfg.TouchTimedOut != nil && c.cfg.TouchTimedOut()
 		c.mu.Lock()
 		unlocked = false
+		if timedOut {
+			return nil, swSecurityStatus
+		}
 		c.lastTouch = time.Now()
 	}
 	sig, err := ecdsa.SignASN1(rand.Reader, priv, digest)
