@@ -563,6 +563,7 @@ func checkAttestation(p attest.Policy, mk *metadata.Key, s hsm.Signer, opts atte
 func (c *Ceremony) attestOptions() attest.Options {
 	o := c.cfg.AttestOptions
 	o.TPMAttestationKeys = append(slices.Clip(o.TPMAttestationKeys), c.cfg.State.TPMAttestationKeys...)
+	o.PIVRoots = append(slices.Clip(o.PIVRoots), c.cfg.State.PIVAttestationRoots...)
 	return o
 }
 

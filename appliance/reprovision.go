@@ -46,6 +46,11 @@ func Reprovision(path string, p Provision, clock Clock) (string, error) {
 			return "", fmt.Errorf("reprovision: %w", err)
 		}
 	}
+	if len(p.PIVRoots) > 0 {
+		if _, err := ParsePIVRoots(p.PIVRoots); err != nil {
+			return "", fmt.Errorf("reprovision: %w", err)
+		}
+	}
 	// Opening the state checks its ledger and audit log and takes the lock.
 	st, err := OpenState(path, clock)
 	if err != nil {
@@ -59,7 +64,7 @@ func Reprovision(path string, p Provision, clock Clock) (string, error) {
 	files := []struct {
 		name string
 		b    []byte
-	}{{PolicyFile, p.Policy}, {TrustedRootFile, p.TrustedRoot}, {NPMKeysFile, p.NPMKeys}, {TPMAKFile, p.TPMAK}, {RootFile, p.Root}}
+	}{{PolicyFile, p.Policy}, {TrustedRootFile, p.TrustedRoot}, {NPMKeysFile, p.NPMKeys}, {TPMAKFile, p.TPMAK}, {PIVRootsFile, p.PIVRoots}, {RootFile, p.Root}}
 	for _, f := range files {
 		if len(f.b) == 0 {
 			continue

@@ -26,6 +26,7 @@ const (
 	TrustedRootFile = "trusted_root.json" // the pinned Sigstore trusted root
 	NPMKeysFile     = "npm-keys.json"     // npm registry attestation keys (optional)
 	TPMAKFile       = "tpm-ak.pem"        // pinned TPM attestation key(s), PEM PUBLIC KEY blocks (optional)
+	PIVRootsFile    = "piv-roots.pem"     // PIV attestation roots trusted besides Yubico's, PEM CERTIFICATE blocks (optional)
 )
 
 // Caps on state files.
@@ -35,6 +36,8 @@ const (
 	MaxNPMKeysBytes     = 64 << 10
 	MaxTPMAKBytes       = 64 << 10
 	MaxTPMAKs           = 16
+	MaxPIVRootsBytes    = 256 << 10
+	MaxPIVRoots         = 32
 )
 
 // StateDir is the appliance's open, locked state directory: pinned root,
@@ -50,8 +53,12 @@ type StateDir struct {
 	// that certify TPM-resident signing keys; the ceremony adds them to
 	// its attest.Options.
 	TPMAttestationKeys []crypto.PublicKey
-	Ledger             *ledger.Ledger
-	Audit              *audit.Log
+	// PIVAttestationRoots are PIV attestation roots (piv-roots.pem)
+	// trusted besides Yubico's: an organisation's own CA or another PIV
+	// vendor's. The ceremony adds them to its attest.Options.
+	PIVAttestationRoots []*x509.Certificate
+	Ledger              *ledger.Ledger
+	Audit               *audit.Log
 
 	clock   Clock
 	counter Counter // set by BindCounter
@@ -64,6 +71,7 @@ type Provision struct {
 	TrustedRoot []byte // Sigstore trusted_root.json; optional
 	NPMKeys     []byte // optional
 	TPMAK       []byte // PEM public key(s) of the TPM attestation key; optional
+	PIVRoots    []byte // PEM certificates of PIV attestation roots besides Yubico's; optional
 }
 
 // InitState provisions a new state directory. It refuses a directory that
@@ -87,6 +95,11 @@ func InitState(path string, p Provision, clock Clock) error {
 			return fmt.Errorf("init state: %w", err)
 		}
 	}
+	if len(p.PIVRoots) > 0 {
+		if _, err := ParsePIVRoots(p.PIVRoots); err != nil {
+			return fmt.Errorf("init state: %w", err)
+		}
+	}
 	d, err := store.OpenDir(path)
 	if err != nil {
 		return fmt.Errorf("init state: %w", err)
@@ -104,7 +117,7 @@ func InitState(path string, p Provision, clock Clock) error {
 	files := []struct {
 		name string
 		b    []byte
-	}{{PolicyFile, p.Policy}, {TrustedRootFile, p.TrustedRoot}, {NPMKeysFile, p.NPMKeys}, {TPMAKFile, p.TPMAK}, {RootFile, p.Root}}
+	}{{PolicyFile, p.Policy}, {TrustedRootFile, p.TrustedRoot}, {NPMKeysFile, p.NPMKeys}, {TPMAKFile, p.TPMAK}, {PIVRootsFile, p.PIVRoots}, {RootFile, p.Root}}
 	for _, f := range files {
 		if len(f.b) == 0 {
 			continue
@@ -172,6 +185,15 @@ func OpenState(path string, clock Clock) (*StateDir, error) {
 	}
 	if len(ak) > 0 {
 		if s.TPMAttestationKeys, err = ParseTPMAK(ak); err != nil {
+			return fail(fmt.Errorf("state: %w", err))
+		}
+	}
+	roots, err := readOptional(d, PIVRootsFile, MaxPIVRootsBytes)
+	if err != nil {
+		return fail(err)
+	}
+	if len(roots) > 0 {
+		if s.PIVAttestationRoots, err = ParsePIVRoots(roots); err != nil {
 			return fail(fmt.Errorf("state: %w", err))
 		}
 	}
@@ -256,6 +278,41 @@ func ParseTPMAK(b []byte) ([]crypto.PublicKey, error) {
 	}
 	if len(out) == 0 || len(bytes.TrimSpace(rest)) != 0 {
 		return nil, fmt.Errorf("%s: want one or more PEM PUBLIC KEY blocks and nothing else (export the attestation key with airlock-tpm)", TPMAKFile)
+	}
+	return out, nil
+}
+
+// ParsePIVRoots parses the PIV attestation roots trusted besides Yubico's:
+// one or more PEM "CERTIFICATE" blocks of CA certificates, nothing else.
+func ParsePIVRoots(b []byte) ([]*x509.Certificate, error) {
+	if len(b) > MaxPIVRootsBytes {
+		return nil, fmt.Errorf("%s: %d bytes, over the %d-byte cap", PIVRootsFile, len(b), MaxPIVRootsBytes)
+	}
+	var out []*x509.Certificate
+	rest := b
+	for {
+		var blk *pem.Block
+		blk, rest = pem.Decode(rest)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			return nil, fmt.Errorf("%s: pem block %q: want CERTIFICATE blocks only", PIVRootsFile, blk.Type)
+		}
+		if len(out) == MaxPIVRoots {
+			return nil, fmt.Errorf("%s: more than %d certificates", PIVRootsFile, MaxPIVRoots)
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("%s: certificate %d: %w", PIVRootsFile, len(out)+1, err)
+		}
+		if !c.IsCA {
+			return nil, fmt.Errorf("%s: certificate %d (%s) is not a CA certificate: give the vendor's attestation root", PIVRootsFile, len(out)+1, c.Subject)
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 || len(bytes.TrimSpace(rest)) != 0 {
+		return nil, fmt.Errorf("%s: want one or more PEM CERTIFICATE blocks and nothing else", PIVRootsFile)
 	}
 	return out, nil
 }

@@ -110,7 +110,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 const initStateUsage = `usage: airlock-appliance init-state --state DIR --root ROOT.json --policy POLICY.json --trusted-root trusted_root.json
-           [--npm-keys npm-keys.json] [--tpm-ak tpm-ak.pem] [--reprovision]
+           [--npm-keys npm-keys.json] [--tpm-ak tpm-ak.pem] [--piv-roots ROOTS.pem] [--reprovision]
 
 Provisions the appliance state: the pinned TUF root, the policy (its format
 is in README.md, "The policy file") and the Sigstore trusted root that
@@ -134,6 +134,7 @@ func cmdInitState(args []string, stdout, stderr io.Writer) error {
 	trusted := fs.String("trusted-root", "", "sigstore trusted_root.json to pin (provenance is verified against it)")
 	npm := fs.String("npm-keys", "", "npm registry keys (optional)")
 	tpmAK := fs.String("tpm-ak", "", "PEM public key of the appliance TPM's attestation key, to verify TPM key attestations (optional)")
+	pivRoots := fs.String("piv-roots", "", "PEM CA certificates of PIV attestation roots to trust besides Yubico's: your own CA or another PIV vendor's (optional)")
 	reprovision := fs.Bool("reprovision", false, "replace the root, policy and trust of a provisioned state, after a backup; the ledger and audit log stay")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -155,7 +156,7 @@ func cmdInitState(args []string, stdout, stderr io.Writer) error {
 	for _, f := range []struct {
 		path string
 		dst  *[]byte
-	}{{*root, &p.Root}, {*policy, &p.Policy}, {*trusted, &p.TrustedRoot}, {*npm, &p.NPMKeys}, {*tpmAK, &p.TPMAK}} {
+	}{{*root, &p.Root}, {*policy, &p.Policy}, {*trusted, &p.TrustedRoot}, {*npm, &p.NPMKeys}, {*tpmAK, &p.TPMAK}, {*pivRoots, &p.PIVRoots}} {
 		if f.path == "" {
 			continue
 		}

@@ -8,6 +8,7 @@ package hardware_test
 
 import (
 	"context"
+	"encoding/pem"
 	"fmt"
 	"slices"
 	"strings"
@@ -293,4 +294,24 @@ func TestCeremonyTouchPolicy(t *testing.T) {
 	if got := ui.touchHolders(t); len(got) != 0 {
 		t.Errorf("touch prompts for %v from a key with touch policy never", got)
 	}
+}
+
+// TestCeremonyPIVRootsFromState: an organisation's own PIV attestation CA
+// (here the emulator's) provisioned in the appliance state with
+// init-state --piv-roots is trusted with no other configuration; without
+// it the same card's attestation is refused, naming the key.
+func TestCeremonyPIVRootsFromState(t *testing.T) {
+	r := newRig(t, tpmtest.Simulator)
+	rel := r.bundle("1.0.0")
+	pins := func() map[string][]string { return map[string][]string{alice: {yubiKeyPIN}, bob: {tpmPIN}} }
+	o := r.ceremony(r.state(true), newScriptedUI(pins()), nil, attest.Options{}, rel)
+	o.refused(t, appliance.RuleAttestation, "key "+r.ykURI.String()+": attestation does not verify")
+	st := r.stateWith(true, func(p *appliance.Provision) {
+		p.PIVRoots = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: r.ca.Root.Raw})
+	})
+	if len(st.PIVAttestationRoots) != 1 {
+		t.Fatalf("state holds %d PIV roots, want 1", len(st.PIVAttestationRoots))
+	}
+	o = r.ceremony(st, newScriptedUI(pins()), nil, attest.Options{}, rel)
+	o.response(t)
 }

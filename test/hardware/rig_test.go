@@ -174,6 +174,13 @@ func newRigWith(t *testing.T, tpmDev func(testing.TB) string, touchPolicy byte) 
 // the policy, and the TPM's attestation key when pinAK is set.
 func (r *rig) state(pinAK bool) *appliance.StateDir {
 	r.t.Helper()
+	return r.stateWith(pinAK, nil)
+}
+
+// stateWith provisions a state as state does, with edit applied to what
+// init-state writes.
+func (r *rig) stateWith(pinAK bool, edit func(*appliance.Provision)) *appliance.StateDir {
+	r.t.Helper()
 	root, err := os.ReadFile(r.rootFile)
 	if err != nil {
 		r.t.Fatal(err)
@@ -189,6 +196,9 @@ func (r *rig) state(pinAK bool) *appliance.StateDir {
 			r.t.Fatal(err)
 		}
 		p.TPMAK = pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+	}
+	if edit != nil {
+		edit(&p)
 	}
 	dir, err := os.MkdirTemp(r.dir, "state-")
 	if err != nil {
