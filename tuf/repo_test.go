@@ -23,7 +23,7 @@ type testRepo struct {
 	root []byte
 }
 
-func newTestRepo(t *testing.T) *testRepo {
+func newTestRepo(t testing.TB) *testRepo {
 	t.Helper()
 	k := holders(t, "r1", "r2", "r3", "t1", "online", "alice", "bob", "carol")
 	dir := filepath.Join(t.TempDir(), "repo")
@@ -56,7 +56,7 @@ func newTestRepo(t *testing.T) *testRepo {
 	return tr
 }
 
-func (tr *testRepo) commit(t *testing.T, role string, m *metadata.Metadata[metadata.TargetsType], signers ...string) error {
+func (tr *testRepo) commit(t testing.TB, role string, m *metadata.Metadata[metadata.TargetsType], signers ...string) error {
 	t.Helper()
 	d, err := tr.Delegation(role)
 	if err != nil {
@@ -68,7 +68,7 @@ func (tr *testRepo) commit(t *testing.T, role string, m *metadata.Metadata[metad
 	return tr.CommitTargets(role, m, tr.keys["online"], refTime)
 }
 
-func (tr *testRepo) releaseFile(t *testing.T, target, content string, signers ...string) error {
+func (tr *testRepo) releaseFile(t testing.TB, target, content string, signers ...string) error {
 	t.Helper()
 	next, err := tr.NextTargets("proj", refTime.Add(30*24*time.Hour))
 	if err != nil {
