@@ -156,7 +156,7 @@ func verifyBundle(st *StateDir, b *Bundle, date time.Time, dev bool) (*verified,
 		}
 		// The current version is what rollback and the review compare
 		// against: it must be the one its delegation signed.
-		if _, err := tuf.VerifyRole(currentTargets, d, tuf.RoleCheck{}); err != nil {
+		if _, _, err := tuf.VerifyTargets(req.Current, d, tuf.RoleCheck{}); err != nil {
 			return nil, refuse(RuleChain, "the current metadata of %s in the bundle does not verify under its delegation (%v): do not sign; ask CI for a bundle built from the published repository", req.Role, err)
 		}
 		current = currentTargets.Signed.Version

@@ -367,9 +367,13 @@ func (r *Repository) DelegatorPath(role string) ([]string, error) {
 	return nil, fmt.Errorf("no role delegates %q; add it with airlock delegate", role)
 }
 
-// Delegation returns who may sign role according to the repository.
+// Delegation returns who may sign role according to the repository, as a
+// client would establish it: the root chain from 1.root.json, then each
+// delegator from targets down verified under its own delegator, through the
+// same verification core as the Updater. Expiry is not judged: the
+// repository's own files are being updated, not installed.
 func (r *Repository) Delegation(role string) (*Delegation, error) {
-	root, err := r.Root()
+	root, err := r.verifiedRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -380,12 +384,49 @@ func (r *Repository) Delegation(role string) (*Delegation, error) {
 	if err != nil {
 		return nil, err
 	}
-	parent := p[len(p)-1]
-	pm, err := r.Role(parent)
+	d, err := DelegationFromRoot(root, metadata.TARGETS)
 	if err != nil {
 		return nil, err
 	}
-	return DelegationFromTargets(pm, parent, role)
+	for i, name := range p {
+		raw, err := r.RoleBytes(name)
+		if err != nil {
+			return nil, err
+		}
+		t, _, err := VerifyTargets(raw, d, RoleCheck{})
+		if err != nil {
+			return nil, fmt.Errorf("repository %s: %w", r.Dir, err)
+		}
+		next := role
+		if i+1 < len(p) {
+			next = p[i+1]
+		}
+		if d, err = t.Delegation(name, next); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// verifiedRoot returns the newest root, verified from 1.root.json through
+// every root version.
+func (r *Repository) verifiedRoot() (*metadata.Metadata[metadata.RootType], error) {
+	vs, err := r.RootVersions()
+	if err != nil {
+		return nil, err
+	}
+	first, err := ParseStrict[metadata.RootType](vs[0])
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: root version 1: %w", r.Dir, err)
+	}
+	if err := VerifyTrustedRoot(first); err != nil {
+		return nil, fmt.Errorf("repository %s: root version 1: %w", r.Dir, err)
+	}
+	root, err := VerifyRootChain(first, vs[1:], time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", r.Dir, err)
+	}
+	return root, nil
 }
 
 // NextTargets returns the next, unsigned version of a targets role: a copy

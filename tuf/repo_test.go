@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -376,4 +377,42 @@ func TestRequestChainFromPinnedRoot(t *testing.T) {
 	if _, _, err := req.Delegation(tr.root, refTime); err == nil {
 		t.Fatal("altered delegator accepted")
 	}
+}
+
+// The repository tools read their own repository through the same
+// verification core as the client: a delegation rewritten on disk without
+// the targets keys (here adding mallory's key to "proj") is refused by
+// combine's view of the repository, for the same reason the client gives.
+func TestRepositoryReadsThroughTheClientCore(t *testing.T) {
+	tr := newTestRepo(t)
+	v, err := tr.RoleVersion("targets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(tr.Dir, "metadata", fmt.Sprintf("%d.targets.json", v))
+	m, err := ParseStrict[metadata.TargetsType](mustRead(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory, id := tufKey(t, holders(t, "mallory")["mallory"])
+	m.Signed.Delegations.Keys[id] = mallory
+	m.Signed.Delegations.Roles[0].KeyIDs = append(m.Signed.Delegations.Roles[0].KeyIDs, id)
+	b, err := EncodeMetadata(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const why = "role targets: 0 valid signature(s) from distinct keys, threshold is 1"
+	_, err = tr.Delegation("proj")
+	checkErr(t, err, why)
+	next, err := tr.NextTargets("proj", refTime.Add(30*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tr.CommitTargets("proj", next, tr.keys["online"], refTime)
+	checkErr(t, err, why)
+	_, _, err = tr.client().Verify(context.Background(), tr.root, "proj/a.tgz")
+	checkErr(t, err, why)
 }

@@ -461,6 +461,14 @@ func (t *Targets) Verify(d *Delegation, rc RoleCheck) (*Verified, error) {
 	return verifySigned(d, t.payload, t.Signatures, t.Header, rc)
 }
 
+// VerifySignatures checks signatures over canonical bytes against a
+// delegation: the threshold by distinct keys and the approval groups. It is
+// for signatures made or received before they are put on metadata (combine,
+// the appliance checking what it signed).
+func VerifySignatures(d *Delegation, canonical []byte, sigs []metadata.Signature) (*Verified, error) {
+	return verifySigned(d, canonical, sigs, Header{}, RoleCheck{})
+}
+
 // verifySigned is the one place a role's signatures are judged: every
 // reader of TUF metadata in Airlock (the Updater behind airlock client and
 // airlock verify, combine and commit, the request chain the appliance
