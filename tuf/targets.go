@@ -19,11 +19,14 @@ import (
 // the bytes the signatures are over, the delegations, and the targets,
 // looked up one at a time. It is what ParseTargets returns, on either path:
 //
-//   - fast: the received signed bytes are already canonical (as Airlock and
-//     go-tuf write them). They are checked in one pass, kept as they are,
-//     and each target entry is decoded only when it is looked up;
-//   - slow: anything else (python-tuf writes indented JSON) is parsed
-//     strictly into go-tuf's types and encoded canonically again.
+//   - fast: the received signed bytes are already canonical (as Airlock
+//     writes them), or canonical once the whitespace between tokens is
+//     removed (as python-tuf writes them). They are checked in one pass and
+//     kept as they are, and each target entry is decoded only when it is
+//     looked up;
+//   - slow: anything else (unsorted keys, other escapes, uppercase hex,
+//     unknown fields) is parsed strictly into go-tuf's types and encoded
+//     canonically again.
 //
 // Both paths accept the same inputs with the same meaning; the fast path
 // only takes what it can prove the slow path would re-encode to the same
@@ -157,8 +160,27 @@ func parseTargetsSlow(raw []byte) (*Targets, error) {
 
 // parseTargetsFast returns nil whenever it cannot show that raw is strict
 // JSON whose signed part go-tuf would decode and cjson encode back to the
-// same bytes; the slow path then decides.
+// same bytes; the slow path then decides. Metadata that differs from that
+// only by whitespace between tokens (python-tuf indents what it writes) is
+// compacted first: whitespace between tokens changes no value, so the
+// compacted signed part is what the slow path would encode.
 func parseTargetsFast(raw []byte) *Targets {
+	if t := scanTargets(raw); t != nil {
+		return t
+	}
+	if len(raw) > MaxMetadataBytes || !bytes.ContainsAny(raw, " \t\n\r") {
+		return nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	if json.Compact(&buf, raw) != nil {
+		return nil
+	}
+	return scanTargets(buf.Bytes())
+}
+
+// scanTargets is the fast path over raw as it is.
+func scanTargets(raw []byte) *Targets {
 	if len(raw) > MaxMetadataBytes || len(raw) > 1<<31-1 || !utf8.Valid(raw) {
 		return nil
 	}
