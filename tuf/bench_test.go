@@ -19,7 +19,8 @@ import (
 // 2-of-3 release with 100,000 targets is 26 MB), never committed.
 //
 //	BenchmarkVerify100k/airlock          ParseTargets + Verify, as Airlock writes it (fast path)
-//	BenchmarkVerify100k/airlock-indented the same role indented as python-tuf writes it (slow path)
+//	BenchmarkVerify100k/airlock-indented the same role indented as python-tuf writes it (compacted, fast path)
+//	BenchmarkVerify100k/airlock-slow-path the slow path forced: strict go-tuf decode and canonical re-encoding
 //	BenchmarkVerify100k/go-tuf           go-tuf FromBytes + VerifyDelegate on the same bytes
 //	BenchmarkVerify100k/signatures       the two signature checks over the canonical bytes alone
 //	BenchmarkVerify100k/plain-decode     encoding/json into plain structs, no custom unmarshalers
@@ -99,6 +100,19 @@ func benchVerify(b *testing.B, n int) {
 		b.ReportAllocs()
 		for b.Loop() {
 			if _, _, err := VerifyTargets(c.indented, c.d, RoleCheck{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("airlock-slow-path", func(b *testing.B) {
+		b.SetBytes(int64(len(c.raw)))
+		b.ReportAllocs()
+		for b.Loop() {
+			t, err := parseTargetsSlow(c.raw)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := t.Verify(c.d, RoleCheck{}); err != nil {
 				b.Fatal(err)
 			}
 		}

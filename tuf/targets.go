@@ -114,24 +114,6 @@ func (t *Targets) keyLess(i int, path string) bool {
 	return string(t.payload[e.ks:e.ke]) < path
 }
 
-// Metadata returns the targets as go-tuf metadata, for code that edits
-// them. It decodes every entry: not for the verification path.
-func (t *Targets) Metadata() (*metadata.Metadata[metadata.TargetsType], error) {
-	return ParseStrict[metadata.TargetsType](t.envelope())
-}
-
-func (t *Targets) envelope() []byte {
-	sigs, _ := json.Marshal(t.Signatures)
-	var b bytes.Buffer
-	b.Grow(len(t.payload) + len(sigs) + 32)
-	b.WriteString(`{"signatures":`)
-	b.Write(sigs)
-	b.WriteString(`,"signed":`)
-	b.Write(t.payload)
-	b.WriteString("}")
-	return b.Bytes()
-}
-
 // ParseTargets parses targets metadata strictly (see ParseStrict), on the
 // fast path when its signed part is already canonical.
 func ParseTargets(raw []byte) (*Targets, error) {
