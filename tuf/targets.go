@@ -2,6 +2,7 @@ package tuf
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -168,16 +169,14 @@ func scanTargets(raw []byte) *Targets {
 	}
 	s := &cscan{b: raw, ws: true}
 	t := &Targets{}
-	var sigSpan, signedSpan [2]int
+	var signedSpan [2]int
 	seen := 0
 	ok := s.object(0, func(ks, ke int, esc bool) bool {
 		switch string(raw[ks:ke]) {
 		case "signatures":
-			sigSpan[0] = s.i
-			if s.peek() != '[' || !s.value(1) {
+			if !t.fastSignatures(s) {
 				return false
 			}
-			sigSpan[1] = s.i
 			seen |= 1
 		case "signed":
 			s.skip()
@@ -201,9 +200,6 @@ func scanTargets(raw []byte) *Targets {
 	if s.i != len(raw) {
 		return nil
 	}
-	if err := json.Unmarshal(raw[sigSpan[0]:sigSpan[1]], &t.Signatures); err != nil || len(t.Signatures) > MaxSignatures {
-		return nil
-	}
 	t.payload = raw[signedSpan[0]:signedSpan[1]]
 	// Spans were recorded as offsets into raw; rebase them on the payload.
 	off := int32(signedSpan[0])
@@ -212,6 +208,59 @@ func scanTargets(raw []byte) *Targets {
 		e.ks, e.ke, e.vs, e.ve = e.ks-off, e.ke-off, e.vs-off, e.ve-off
 	}
 	return t
+}
+
+// fastSignatures scans the signatures array: objects of exactly a keyid
+// and a hex sig, as go-tuf decodes them.
+func (t *Targets) fastSignatures(s *cscan) bool {
+	b := s.b
+	if !s.expect('[') {
+		return false
+	}
+	t.Signatures = []metadata.Signature{}
+	if s.expect(']') {
+		return true
+	}
+	for {
+		if len(t.Signatures) >= MaxSignatures {
+			return false
+		}
+		var sig metadata.Signature
+		seen := 0
+		if !s.object(2, func(ks, ke int, esc bool) bool {
+			vs, ve, vesc, ok := s.str()
+			if !ok || vesc {
+				return false
+			}
+			switch string(b[ks:ke]) {
+			case "keyid":
+				sig.KeyID = string(b[vs:ve])
+				seen |= 1
+			case "sig":
+				h := make([]byte, hex.DecodedLen(ve-vs))
+				if len(h) == 0 || (ve-vs)%2 != 0 {
+					return false
+				}
+				if _, err := hex.Decode(h, b[vs:ve]); err != nil {
+					return false
+				}
+				sig.Signature = h
+				seen |= 2
+			default:
+				return false
+			}
+			return true
+		}) || seen != 3 {
+			return false
+		}
+		t.Signatures = append(t.Signatures, sig)
+		if s.expect(']') {
+			return true
+		}
+		if !s.expect(',') {
+			return false
+		}
+	}
 }
 
 // fastSigned scans the signed object: exactly _type, expires,

@@ -33,8 +33,14 @@ func compareFastSlow(t testing.TB, raw []byte) bool {
 		fast.Header.Type != slow.Header.Type || fast.Header.SpecVersion != slow.Header.SpecVersion {
 		t.Fatalf("headers differ: fast %+v, slow %+v", fast.Header, slow.Header)
 	}
-	if !reflect.DeepEqual(fast.Signatures, slow.Signatures) && (len(fast.Signatures) != 0 || len(slow.Signatures) != 0) {
-		t.Fatalf("signatures differ: fast %v, slow %v", fast.Signatures, slow.Signatures)
+	if len(fast.Signatures) != len(slow.Signatures) {
+		t.Fatalf("signatures differ: fast %d, slow %d", len(fast.Signatures), len(slow.Signatures))
+	}
+	for i := range fast.Signatures {
+		f, s := fast.Signatures[i], slow.Signatures[i]
+		if f.KeyID != s.KeyID || !bytes.Equal(f.Signature, s.Signature) {
+			t.Fatalf("signature %d differs: fast %s %x, slow %s %x", i, f.KeyID, f.Signature, s.KeyID, s.Signature)
+		}
 	}
 	fd, _ := cjson.EncodeCanonical(fast.Delegations)
 	sd, _ := cjson.EncodeCanonical(slow.Delegations)
@@ -148,6 +154,10 @@ var mutations = []struct {
 	{"no signatures", `"signatures":[`, `"signaturez":[`},
 	{"signatures object", `"signatures":[`, `"signatures":{"a":[`},
 	{"bad sig hex", `"sig":"`, `"sig":"zz`},
+	{"uppercase sig hex", `"sig":"`, `"sig":"AB`},
+	{"signature extra field", `{"keyid"`, `{"extra":1,"keyid"`},
+	{"signature without sig", `,"sig":"`, `,"sog":"`},
+	{"signature keyid number", `"keyid":"`, `"keyid":1,"x":"`},
 	{"true literal", `"length":1`, `"length":true`},
 }
 
