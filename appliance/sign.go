@@ -73,11 +73,7 @@ func (c *Ceremony) sign(ctx context.Context, signers []signerFor) (*tuf.Response
 	}
 	// Verify what was made before it leaves.
 	for _, d := range v.delegations() {
-		ver, err := d.Verify(p.Canonical, sigs)
-		if err == nil {
-			err = d.CheckGroups(ver)
-		}
-		if err != nil {
+		if _, err := tuf.VerifySignatures(d, p.Canonical, sigs); err != nil {
 			return nil, c.refuse(ctx, RuleThreshold, fmt.Sprintf("the signatures made do not verify: %v", err))
 		}
 	}

@@ -116,7 +116,7 @@ func verifyTrust(st *StateDir, request []byte, date time.Time) (*verified, error
 		}
 		// The current version is what rollback and the review compare
 		// against: it must be the one its delegation signed.
-		if _, err := tuf.VerifyRole(cur, d, tuf.RoleCheck{}); err != nil {
+		if _, _, err := tuf.VerifyTargets(req.Current, d, tuf.RoleCheck{}); err != nil {
 			return nil, refuse(RuleChain, "the current metadata of %s in the bundle does not verify under its delegation (%v): do not sign; ask CI for a bundle built from the published repository", req.Role, err)
 		}
 		v.current = cur

@@ -101,12 +101,12 @@ func (req *Request) DelegationChain(pinned []byte, now time.Time) (*VerifiedChai
 	name := metadata.TARGETS
 	var parent *metadata.Metadata[metadata.TargetsType]
 	for i, raw := range req.Chain.Delegators {
+		if _, _, err := VerifyTargets(raw, d, RoleCheck{RefTime: now}); err != nil {
+			return nil, fmt.Errorf("delegator %s: %w", name, err)
+		}
 		m, err := ParseStrict[metadata.TargetsType](raw)
 		if err != nil {
 			return nil, fmt.Errorf("delegator %d: %w", i, err)
-		}
-		if _, err := VerifyRole(m, d, RoleCheck{RefTime: now}); err != nil {
-			return nil, fmt.Errorf("delegator %s: %w", name, err)
 		}
 		parent = m
 		vc.Delegators = append(vc.Delegators, NamedTargets{Name: name, Metadata: m})
@@ -133,7 +133,7 @@ func (req *Request) DelegationChain(pinned []byte, now time.Time) (*VerifiedChai
 // nextDelegatorName finds which delegated role of m the next chain element
 // is, by trying each delegation's keys against it.
 func nextDelegatorName(m *metadata.Metadata[metadata.TargetsType], raw json.RawMessage) (string, error) {
-	next, err := ParseStrict[metadata.TargetsType](raw)
+	next, err := ParseTargets(raw)
 	if err != nil {
 		return "", err
 	}
@@ -145,7 +145,7 @@ func nextDelegatorName(m *metadata.Metadata[metadata.TargetsType], raw json.RawM
 		if err != nil {
 			continue
 		}
-		if _, err := VerifyRole(next, d, RoleCheck{}); err == nil {
+		if _, err := next.Verify(d, RoleCheck{}); err == nil {
 			return r.Name, nil
 		}
 	}

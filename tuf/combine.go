@@ -77,12 +77,9 @@ func Combine(p *Payload, role string, d *Delegation, existing []metadata.Signatu
 		}
 	}
 	sort.Slice(c.Signatures, func(i, j int) bool { return c.Signatures[i].KeyID < c.Signatures[j].KeyID })
-	v, err := d.Verify(p.Canonical, c.Signatures)
+	v, err := VerifySignatures(d, p.Canonical, c.Signatures)
 	c.Verified = v
 	if err != nil {
-		return c, err
-	}
-	if err := d.CheckGroups(v); err != nil {
 		return c, err
 	}
 	return c, nil

@@ -410,9 +410,13 @@ func (r *Repository) DelegatorPath(role string) ([]string, error) {
 	return nil, fmt.Errorf("no role delegates %q; add it with airlock delegate", role)
 }
 
-// Delegation returns who may sign role according to the repository.
+// Delegation returns who may sign role according to the repository, as a
+// client would establish it: the root chain from 1.root.json, then each
+// delegator from targets down verified under its own delegator, through the
+// same verification core as the Updater. Expiry is not judged: the
+// repository's own files are being updated, not installed.
 func (r *Repository) Delegation(role string) (*Delegation, error) {
-	root, err := r.Root()
+	root, err := r.verifiedRoot()
 	if err != nil {
 		return nil, err
 	}
@@ -423,12 +427,49 @@ func (r *Repository) Delegation(role string) (*Delegation, error) {
 	if err != nil {
 		return nil, err
 	}
-	parent := p[len(p)-1]
-	pm, err := r.Role(parent)
+	d, err := DelegationFromRoot(root, metadata.TARGETS)
 	if err != nil {
 		return nil, err
 	}
-	return DelegationFromTargets(pm, parent, role)
+	for i, name := range p {
+		raw, err := r.RoleBytes(name)
+		if err != nil {
+			return nil, err
+		}
+		t, _, err := VerifyTargets(raw, d, RoleCheck{})
+		if err != nil {
+			return nil, fmt.Errorf("repository %s: %w", r.Dir, err)
+		}
+		next := role
+		if i+1 < len(p) {
+			next = p[i+1]
+		}
+		if d, err = t.Delegation(name, next); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// verifiedRoot returns the newest root, verified from 1.root.json through
+// every root version.
+func (r *Repository) verifiedRoot() (*metadata.Metadata[metadata.RootType], error) {
+	vs, err := r.RootVersions()
+	if err != nil {
+		return nil, err
+	}
+	first, err := ParseStrict[metadata.RootType](vs[0])
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: root version 1: %w", r.Dir, err)
+	}
+	if err := VerifyTrustedRoot(first); err != nil {
+		return nil, fmt.Errorf("repository %s: root version 1: %w", r.Dir, err)
+	}
+	root, err := VerifyRootChain(first, vs[1:], time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("repository %s: %w", r.Dir, err)
+	}
+	return root, nil
 }
 
 // CheckPaths refuses metadata of role adding or changing a target that the
@@ -513,13 +554,20 @@ func (r *Repository) CommitTargets(role string, m *metadata.Metadata[metadata.Ta
 	if err != nil {
 		return err
 	}
-	if _, err := VerifyRole(m, d, RoleCheck{RefTime: now, Current: cur}); err != nil {
+	b, err := EncodeMetadata(m)
+	if err != nil {
 		return err
 	}
 	if err := r.CheckPaths(role, m); err != nil {
 		return err
 	}
-	if err := r.writeRole(role, m); err != nil {
+	// What is verified is exactly what is written, through the same code
+	// every client runs.
+	t, _, err := VerifyTargets(b, d, RoleCheck{RefTime: now, Current: cur})
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(r.metaPath(fmt.Sprintf("%d.%s.json", t.Header.Version, role)), b); err != nil {
 		return err
 	}
 	return r.Refresh(online, now)
@@ -532,14 +580,14 @@ func (r *Repository) CommitRoot(m *metadata.Metadata[metadata.RootType], online 
 	if err != nil {
 		return err
 	}
-	raw, err := m.ToBytes(true)
+	raw, err := EncodeMetadata(m)
 	if err != nil {
 		return err
 	}
 	if _, err := VerifyRootChain(cur, [][]byte{raw}, now); err != nil {
 		return err
 	}
-	if err := r.writeRoot(m); err != nil {
+	if err := r.writeRootBytes(m.Signed.Version, raw); err != nil {
 		return err
 	}
 	return r.Refresh(online, now)
@@ -571,18 +619,51 @@ func (r *Repository) AddTargetFile(target string, data []byte) error {
 }
 
 func (r *Repository) writeRoot(m *metadata.Metadata[metadata.RootType]) error {
-	b, err := m.ToBytes(true)
+	b, err := EncodeMetadata(m)
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(r.metaPath(fmt.Sprintf("%d.root.json", m.Signed.Version)), b); err != nil {
+	return r.writeRootBytes(m.Signed.Version, b)
+}
+
+func (r *Repository) writeRootBytes(version int64, b []byte) error {
+	if err := writeFileAtomic(r.metaPath(fmt.Sprintf("%d.root.json", version)), b); err != nil {
 		return err
 	}
 	return writeFileAtomic(r.metaPath("root.json"), b)
 }
 
+// EncodeMetadata is how Airlock writes signed metadata: the signed part in
+// exactly its canonical form (the bytes the signatures are over), so a
+// client verifies it as it is instead of decoding and re-encoding it. It
+// falls back to go-tuf's indented form for metadata whose canonical form is
+// not valid JSON (a string with a control character).
+func EncodeMetadata[T metadata.Roles](m *metadata.Metadata[T]) ([]byte, error) {
+	payload, err := Canonical(m)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.UnrecognizedFields) > 0 || !json.Valid(payload) {
+		return m.ToBytes(true)
+	}
+	sigs := m.Signatures
+	if sigs == nil {
+		sigs = []metadata.Signature{}
+	}
+	sb, err := json.Marshal(sigs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, len(payload)+len(sb)+28)
+	out = append(out, `{"signatures":`...)
+	out = append(out, sb...)
+	out = append(out, `,"signed":`...)
+	out = append(out, payload...)
+	return append(out, "}\n"...), nil
+}
+
 func (r *Repository) writeRole(role string, m *metadata.Metadata[metadata.TargetsType]) error {
-	b, err := m.ToBytes(true)
+	b, err := EncodeMetadata(m)
 	if err != nil {
 		return err
 	}
@@ -637,7 +718,7 @@ func (r *Repository) Refresh(online hsm.Signer, now time.Time) error {
 	if err := SignAll(snap, snapD, []hsm.Signer{online}); err != nil {
 		return err
 	}
-	sb, err := snap.ToBytes(true)
+	sb, err := EncodeMetadata(snap)
 	if err != nil {
 		return err
 	}
@@ -654,7 +735,7 @@ func (r *Repository) Refresh(online hsm.Signer, now time.Time) error {
 	if err := SignAll(ts, tsD, []hsm.Signer{online}); err != nil {
 		return err
 	}
-	tb, err := ts.ToBytes(true)
+	tb, err := EncodeMetadata(ts)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,7 +24,7 @@ type testRepo struct {
 	root []byte
 }
 
-func newTestRepo(t *testing.T) *testRepo {
+func newTestRepo(t testing.TB) *testRepo {
 	t.Helper()
 	k := holders(t, "r1", "r2", "r3", "t1", "online", "alice", "bob", "carol")
 	dir := filepath.Join(t.TempDir(), "repo")
@@ -56,7 +57,7 @@ func newTestRepo(t *testing.T) *testRepo {
 	return tr
 }
 
-func (tr *testRepo) commit(t *testing.T, role string, m *metadata.Metadata[metadata.TargetsType], signers ...string) error {
+func (tr *testRepo) commit(t testing.TB, role string, m *metadata.Metadata[metadata.TargetsType], signers ...string) error {
 	t.Helper()
 	d, err := tr.Delegation(role)
 	if err != nil {
@@ -68,7 +69,7 @@ func (tr *testRepo) commit(t *testing.T, role string, m *metadata.Metadata[metad
 	return tr.CommitTargets(role, m, tr.keys["online"], refTime)
 }
 
-func (tr *testRepo) releaseFile(t *testing.T, target, content string, signers ...string) error {
+func (tr *testRepo) releaseFile(t testing.TB, target, content string, signers ...string) error {
 	t.Helper()
 	next, err := tr.NextTargets("proj", refTime.Add(30*24*time.Hour))
 	if err != nil {
@@ -376,4 +377,42 @@ func TestRequestChainFromPinnedRoot(t *testing.T) {
 	if _, _, err := req.Delegation(tr.root, refTime); err == nil {
 		t.Fatal("altered delegator accepted")
 	}
+}
+
+// The repository tools read their own repository through the same
+// verification core as the client: a delegation rewritten on disk without
+// the targets keys (here adding mallory's key to "proj") is refused by
+// combine's view of the repository, for the same reason the client gives.
+func TestRepositoryReadsThroughTheClientCore(t *testing.T) {
+	tr := newTestRepo(t)
+	v, err := tr.RoleVersion("targets")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(tr.Dir, "metadata", fmt.Sprintf("%d.targets.json", v))
+	m, err := ParseStrict[metadata.TargetsType](mustRead(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mallory, id := tufKey(t, holders(t, "mallory")["mallory"])
+	m.Signed.Delegations.Keys[id] = mallory
+	m.Signed.Delegations.Roles[0].KeyIDs = append(m.Signed.Delegations.Roles[0].KeyIDs, id)
+	b, err := EncodeMetadata(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const why = "role targets: 0 valid signature(s) from distinct keys, threshold is 1"
+	_, err = tr.Delegation("proj")
+	checkErr(t, err, why)
+	next, err := tr.NextTargets("proj", refTime.Add(30*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = tr.CommitTargets("proj", next, tr.keys["online"], refTime)
+	checkErr(t, err, why)
+	_, _, err = tr.client().Verify(context.Background(), tr.root, "proj/a.tgz")
+	checkErr(t, err, why)
 }

@@ -50,11 +50,11 @@ func CombineRoot(p *Payload, cur *metadata.Metadata[metadata.RootType], existing
 	if err != nil {
 		return c, fmt.Errorf("%w (a root rotation takes signatures by keys of root version %d or %d)", err, cur.Signed.Version, p.Version)
 	}
-	vo, err := old.Verify(p.Canonical, c.Signatures)
+	vo, err := VerifySignatures(old, p.Canonical, c.Signatures)
 	if err != nil {
 		return c, fmt.Errorf("root version %d under the keys of version %d: %w", p.Version, cur.Signed.Version, err)
 	}
-	vn, err := new.Verify(p.Canonical, c.Signatures)
+	vn, err := VerifySignatures(new, p.Canonical, c.Signatures)
 	if err != nil {
 		c.Verified = vn
 		return c, fmt.Errorf("root version %d under its own keys: %w", p.Version, err)

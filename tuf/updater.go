@@ -64,7 +64,7 @@ type Updater struct {
 // against each delegator that reaches it, so a role cached through one path
 // never inherits authority on another.
 type loadedRole struct {
-	m        *metadata.Metadata[metadata.TargetsType]
+	m        *Targets
 	verified map[any]bool
 }
 
@@ -319,15 +319,15 @@ func (u *Updater) metaName(role string, version int64) string {
 
 // loadTargets returns a targets role verified under d, from this session,
 // the store or the repository, in that order.
-func (u *Updater) loadTargets(ctx context.Context, role string, d *Delegation, delegator any) (*metadata.Metadata[metadata.TargetsType], error) {
+func (u *Updater) loadTargets(ctx context.Context, role string, d *Delegation, delegator any) (*Targets, error) {
 	if lr, ok := u.roles[role]; ok {
 		if !lr.verified[delegator] {
-			v, err := VerifyRole(lr.m, d, RoleCheck{})
+			v, err := lr.m.Verify(d, RoleCheck{})
 			if err != nil {
 				return nil, err
 			}
 			lr.verified[delegator] = true
-			u.addReport(role, header(lr.m), v)
+			u.addReport(role, lr.m.Header, v)
 		}
 		return lr.m, nil
 	}
@@ -335,30 +335,28 @@ func (u *Updater) loadTargets(ctx context.Context, role string, d *Delegation, d
 	if mf == nil {
 		return nil, fmt.Errorf("role %s: not listed in snapshot version %d", role, u.snapshot.Signed.Version)
 	}
-	check := func(b []byte) (*metadata.Metadata[metadata.TargetsType], *Verified, error) {
+	check := func(b []byte) (*Targets, *Verified, error) {
 		if err := checkMetaFile(role, mf, b); err != nil {
 			return nil, nil, err
 		}
-		m, err := ParseStrict[metadata.TargetsType](b)
-		if err != nil {
-			return nil, nil, fmt.Errorf("role %s: %w", role, err)
-		}
-		v, err := VerifyRole(m, d, RoleCheck{})
+		m, v, err := VerifyTargets(b, d, RoleCheck{})
 		if err != nil {
 			return nil, nil, err
 		}
-		if err := CheckUniqueKeysTargets(role, m); err != nil {
-			return nil, nil, err
+		if m.Delegations != nil {
+			if err := CheckUniqueKeys(fmt.Sprintf("delegations of %s version %d", role, m.Header.Version), m.Delegations.Keys); err != nil {
+				return nil, nil, err
+			}
 		}
-		if m.Signed.Version != mf.Version {
-			return nil, nil, fmt.Errorf("role %s: version %d, snapshot says %d (mixed versions)", role, m.Signed.Version, mf.Version)
+		if m.Header.Version != mf.Version {
+			return nil, nil, fmt.Errorf("role %s: version %d, snapshot says %d (mixed versions)", role, m.Header.Version, mf.Version)
 		}
-		if err := checkHeader(role, header(m), RoleCheck{RefTime: u.now()}); err != nil {
+		if err := checkHeader(role, m.Header, RoleCheck{RefTime: u.now()}); err != nil {
 			return nil, nil, err
 		}
 		return m, v, nil
 	}
-	var m *metadata.Metadata[metadata.TargetsType]
+	var m *Targets
 	var v *Verified
 	if raw, err := u.Store.Load(role); err == nil {
 		m, v, _ = check(raw)
@@ -376,7 +374,7 @@ func (u *Updater) loadTargets(ctx context.Context, role string, d *Delegation, d
 		}
 	}
 	u.roles[role] = &loadedRole{m: m, verified: map[any]bool{delegator: true}}
-	u.addReport(role, header(m), v)
+	u.addReport(role, m.Header, v)
 	return m, nil
 }
 
@@ -396,7 +394,7 @@ func (u *Updater) GetTargetInfo(ctx context.Context, target string) (*TargetInfo
 	}
 	type item struct {
 		role      string
-		parent    *metadata.Metadata[metadata.TargetsType]
+		parent    *Targets
 		parentRol string
 	}
 	stack := []item{{role: metadata.TARGETS}}
@@ -414,7 +412,7 @@ func (u *Updater) GetTargetInfo(ctx context.Context, target string) (*TargetInfo
 			d, err = DelegationFromRoot(u.root, metadata.TARGETS)
 			delegator = u.root
 		} else {
-			d, err = DelegationFromTargets(it.parent, it.parentRol, it.role)
+			d, err = it.parent.Delegation(it.parentRol, it.role)
 			delegator = it.parent
 		}
 		if err != nil {
@@ -424,7 +422,7 @@ func (u *Updater) GetTargetInfo(ctx context.Context, target string) (*TargetInfo
 		if err != nil {
 			return nil, err
 		}
-		if tf, ok := m.Signed.Targets[target]; ok {
+		if tf, ok := m.Target(target); ok {
 			info := &TargetInfo{Path: target, Role: it.role, Length: tf.Length, Hashes: map[string]string{}, File: tf}
 			for alg, h := range tf.Hashes {
 				info.Hashes[alg] = hex.EncodeToString(h)
@@ -433,7 +431,7 @@ func (u *Updater) GetTargetInfo(ctx context.Context, target string) (*TargetInfo
 			return info, nil
 		}
 		visited[it.role] = true
-		dg := m.Signed.Delegations
+		dg := m.Delegations
 		if dg == nil {
 			continue
 		}

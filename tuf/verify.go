@@ -119,7 +119,16 @@ func DelegationFromRoot(root *metadata.Metadata[metadata.RootType], role string)
 // DelegationFromTargets returns who may sign a role delegated by t, either by
 // name or as a succinct hashed bin.
 func DelegationFromTargets(t *metadata.Metadata[metadata.TargetsType], delegator, role string) (*Delegation, error) {
-	dg := t.Signed.Delegations
+	return delegationFrom(t.Signed.Delegations, delegator, role)
+}
+
+// Delegation returns who may sign a role t delegates (see
+// DelegationFromTargets).
+func (t *Targets) Delegation(delegator, role string) (*Delegation, error) {
+	return delegationFrom(t.Delegations, delegator, role)
+}
+
+func delegationFrom(dg *metadata.Delegations, delegator, role string) (*Delegation, error) {
 	if dg == nil {
 		return nil, fmt.Errorf("role %s delegates nothing, so it cannot delegate %q", delegator, role)
 	}
@@ -333,6 +342,11 @@ func ParseStrict[T metadata.Roles](data []byte) (*metadata.Metadata[T], error) {
 	if err := checkSpecDates(data); err != nil {
 		return nil, err
 	}
+	if typeOf[T]() == metadata.TARGETS {
+		if err := checkNullTargets(data); err != nil {
+			return nil, err
+		}
+	}
 	var m metadata.Metadata[T]
 	if err := json.Unmarshal(data, &m); err != nil {
 		return nil, err
@@ -425,14 +439,51 @@ func VerifyRole[T metadata.Roles](m *metadata.Metadata[T], d *Delegation, rc Rol
 	if err != nil {
 		return nil, fmt.Errorf("role %s: canonical form: %w", d.Role, err)
 	}
-	v, err := d.Verify(payload, m.Signatures)
+	return verifySigned(d, payload, m.Signatures, header(m), rc)
+}
+
+// VerifyTargets parses targets metadata as received (ParseTargets) and
+// verifies it against its delegation as VerifyRole does.
+func VerifyTargets(raw []byte, d *Delegation, rc RoleCheck) (*Targets, *Verified, error) {
+	t, err := ParseTargets(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("role %s: %w", d.Role, err)
+	}
+	v, err := t.Verify(d, rc)
+	return t, v, err
+}
+
+// Verify checks parsed targets metadata against its delegation.
+func (t *Targets) Verify(d *Delegation, rc RoleCheck) (*Verified, error) {
+	if t.Header.Type != metadata.TARGETS {
+		return nil, fmt.Errorf("role %s: _type is %q, want %q", d.Role, t.Header.Type, metadata.TARGETS)
+	}
+	return verifySigned(d, t.payload, t.Signatures, t.Header, rc)
+}
+
+// VerifySignatures checks signatures over canonical bytes against a
+// delegation: the threshold by distinct keys and the approval groups. It is
+// for signatures made or received before they are put on metadata (combine,
+// the appliance checking what it signed).
+func VerifySignatures(d *Delegation, canonical []byte, sigs []metadata.Signature) (*Verified, error) {
+	return verifySigned(d, canonical, sigs, Header{}, RoleCheck{})
+}
+
+// verifySigned is the one place a role's signatures are judged: every
+// reader of TUF metadata in Airlock (the Updater behind airlock client and
+// airlock verify, combine and commit, the request chain the appliance
+// checks, the registry) reaches it through VerifyRole, VerifyTargets or
+// VerifyRootStep. Thresholds count distinct public keys, then approval
+// groups, then version and expiry.
+func verifySigned(d *Delegation, payload []byte, sigs []metadata.Signature, h Header, rc RoleCheck) (*Verified, error) {
+	v, err := d.Verify(payload, sigs)
 	if err != nil {
 		return v, err
 	}
 	if err := d.CheckGroups(v); err != nil {
 		return v, err
 	}
-	return v, checkHeader(d.Role, header(m), rc)
+	return v, checkHeader(d.Role, h, rc)
 }
 
 func checkHeader(role string, h Header, rc RoleCheck) error {
@@ -491,14 +542,14 @@ func VerifyRootStep(prev, next *metadata.Metadata[metadata.RootType]) error {
 	if err != nil {
 		return fmt.Errorf("previous root: %w", err)
 	}
-	if _, err := oldD.Verify(payload, next.Signatures); err != nil {
+	if _, err := verifySigned(oldD, payload, next.Signatures, header(next), RoleCheck{}); err != nil {
 		return fmt.Errorf("root version %d under the keys of version %d: %w", next.Signed.Version, prev.Signed.Version, err)
 	}
 	newD, err := DelegationFromRoot(next, metadata.ROOT)
 	if err != nil {
 		return err
 	}
-	if _, err := newD.Verify(payload, next.Signatures); err != nil {
+	if _, err := verifySigned(newD, payload, next.Signatures, header(next), RoleCheck{}); err != nil {
 		return fmt.Errorf("root version %d under its own keys: %w", next.Signed.Version, err)
 	}
 	if err := checkRootRoles(next); err != nil {
@@ -544,7 +595,7 @@ func VerifyTrustedRoot(r *metadata.Metadata[metadata.RootType]) error {
 	if err != nil {
 		return err
 	}
-	_, err = d.Verify(payload, r.Signatures)
+	_, err = verifySigned(d, payload, r.Signatures, header(r), RoleCheck{})
 	return err
 }
 

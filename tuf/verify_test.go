@@ -222,6 +222,8 @@ func TestParseStrictRefusesAmbiguousJSON(t *testing.T) {
 		{"wrong type", strings.Replace(good, `"_type":"targets"`, `"_type":"root"`, 1), "_type is"},
 		{"unsupported spec version", strings.Replace(good, `"spec_version":"1.0.31"`, `"spec_version":"2.0.0"`, 1), "spec_version"},
 		{"version zero", strings.Replace(good, `"version":1`, `"version":0`, 1), "below 1"},
+		// go-tuf's decoder dereferences each target entry and would panic.
+		{"null target", strings.Replace(good, `"targets":{`, `"targets":{"a":null,`, 1), `target "a": a target entry is null`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,6 +232,13 @@ func TestParseStrictRefusesAmbiguousJSON(t *testing.T) {
 			}
 			_, err := ParseStrict[metadata.TargetsType]([]byte(tt.in))
 			checkErr(t, err, tt.wantErr)
+			// The parser clients use refuses it for the same reason,
+			// whichever path it takes.
+			_, err = ParseTargets([]byte(tt.in))
+			checkErr(t, err, tt.wantErr)
 		})
+	}
+	if _, err := ParseTargets([]byte(good)); err != nil {
+		t.Fatalf("good metadata: %v", err)
 	}
 }
