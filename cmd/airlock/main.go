@@ -33,6 +33,7 @@ commands:
   key        list, enrol and verify hardware keys (YubiKey, TPM); development keys
   qr         show a file as animated QR codes, or scan them back (air-gap transfer)
   demo       run a whole release end to end on embedded defaults
+  gate       hold npm publishes until threshold signatures arrive (bundle, submit, wait)
 
 examples:
   airlock key generate --dev --holder alice --out alice.pem
@@ -65,6 +66,7 @@ var commands = map[string]command{
 	"key":      cmdKey,
 	"demo":     cmdDemo,
 	"qr":       cmdQR,
+	"gate":     cmdGate,
 }
 
 func main() {
