@@ -34,6 +34,7 @@ commands:
   qr         show a file as animated QR codes, or scan them back (air-gap transfer)
   demo       run a whole release end to end on embedded defaults
   gate       hold npm publishes until threshold signatures arrive (bundle, submit, wait)
+  monitor    alarm on registry versions without a threshold-signed TUF target
 
 examples:
   airlock key generate --dev --holder alice --out alice.pem
@@ -67,6 +68,7 @@ var commands = map[string]command{
 	"demo":     cmdDemo,
 	"qr":       cmdQR,
 	"gate":     cmdGate,
+	"monitor":  cmdMonitor,
 }
 
 func main() {
