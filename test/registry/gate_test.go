@@ -460,7 +460,7 @@ const { execSync } = require('child_process');
 const pacote = require(path.join(execSync('npm root -g').toString().trim(), 'npm', 'node_modules', 'pacote'));
 const [registry, spec] = process.argv.slice(2);
 (async () => {
-  const res = await fetch(registry + '/-/npm/v1/keys');
+  const res = await fetch(registry.replace(/\/$/, '') + '/-/npm/v1/keys');
   const { keys } = await res.json();
   const registryKeys = keys.map(k => ({ ...k, pemkey: '-----BEGIN PUBLIC KEY-----\n' + k.key + '\n-----END PUBLIC KEY-----' }));
   const u = new URL(registry);
@@ -645,16 +645,21 @@ func gateEndToEnd(t *testing.T, bin string, h holders, repoDir, onlineKey, store
 	// tuf-js and airlock client fetch the target from the gate.
 	rootFile := filepath.Join(repoDir, "metadata", "1.root.json")
 	target := "tuf-js/-/tuf-js-1.0.0.tgz"
-	out, code = run(t, work, nil, "node", "../interop/tufjs-fetch.js", gate.url+"/tuf", rootFile, target, filepath.Join(work, "tufjs.tgz"))
+	tufjs, err := filepath.Abs("../interop/tufjs-fetch.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, code = run(t, work, nil, "node", tufjs, gate.url+"/tuf", rootFile, target, filepath.Join(work, "tufjs.tgz"))
 	if got, err := os.ReadFile(filepath.Join(work, "tufjs.tgz")); code != 0 || err != nil || !bytes.Equal(got, tgz) {
 		t.Fatalf("tuf-js from the gate: %d %v %s", code, err, out)
 	}
 	state := filepath.Join(work, "client")
+	os.Mkdir(filepath.Join(work, "dl2"), 0o755)
 	if out, code := run(t, work, nil, bin, "client", "--metadata-dir", state, "init", rootFile); code != 0 {
 		t.Fatalf("airlock client init: %d %s", code, out)
 	}
-	out, code = run(t, work, nil, bin, "client", "--metadata-dir", state, "--metadata-url", gate.url+"/tuf/metadata", "download",
-		"--target-name", target, "--target-base-url", gate.url+"/tuf/targets", "--target-dir", filepath.Join(work, "dl2"))
+	out, code = run(t, work, nil, bin, "client", "--metadata-dir", state, "--metadata-url", gate.url+"/tuf/metadata",
+		"--target-name", target, "--target-base-url", gate.url+"/tuf/targets", "--target-dir", filepath.Join(work, "dl2"), "download")
 	if code != 0 || !strings.Contains(out, "verified") {
 		t.Fatalf("airlock client download: %d %s", code, out)
 	}
