@@ -203,22 +203,39 @@ func login(t *testing.T, registry string) string {
 	return out.Token
 }
 
-// gateProc is a running airlock gate.
+// gateProc is a running airlock gate, stopped by process id.
 type gateProc struct {
-	cmd  *exec.Cmd
-	url  string
-	log  *bytes.Buffer
+	bin  string
 	args []string
+	url  string
+	mu   sync.Mutex
+	log  bytes.Buffer
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func (g *gateProc) logf(s string) {
+	g.mu.Lock()
+	g.log.WriteString(s)
+	g.mu.Unlock()
+}
+
+func (g *gateProc) logs() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.log.String()
 }
 
 func startGate(t *testing.T, args ...string) *gateProc {
 	t.Helper()
-	g := &gateProc{args: args, log: &bytes.Buffer{}}
-	g.start(t)
+	g := &gateProc{bin: airlock(t), args: args}
+	if err := g.start(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		g.stop()
+		g.stop(syscall.SIGTERM)
 		if t.Failed() {
-			t.Logf("gate log:\n%s", g.log.String())
+			t.Logf("gate log:\n%s", g.logs())
 		}
 	})
 	return g
@@ -226,21 +243,23 @@ func startGate(t *testing.T, args ...string) *gateProc {
 
 var listening = regexp.MustCompile(`listening on (http://127\.0\.0\.1:\d+)`)
 
-func (g *gateProc) start(t *testing.T) {
-	t.Helper()
-	g.cmd = exec.Command(airlock(t), append([]string{"gate"}, g.args...)...)
+// start runs the gate and waits until it listens. It may be called from
+// any goroutine.
+func (g *gateProc) start() error {
+	cmd := exec.Command(g.bin, append([]string{"gate"}, g.args...)...)
 	pr, pw := io.Pipe()
-	g.cmd.Stderr = pw
-	if err := g.cmd.Start(); err != nil {
-		t.Fatal(err)
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		return err
 	}
+	done := make(chan struct{})
 	found := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sent := false
 		for sc.Scan() {
 			line := sc.Text()
-			g.log.WriteString(line + "\n")
+			g.logf(line + "\n")
 			if m := listening.FindStringSubmatch(line); m != nil && !sent {
 				found <- m[1]
 				sent = true
@@ -250,25 +269,32 @@ func (g *gateProc) start(t *testing.T) {
 			close(found)
 		}
 	}()
-	go func() { g.cmd.Wait(); pw.Close() }()
+	go func() { cmd.Wait(); pw.Close(); close(done) }()
+	g.mu.Lock()
+	g.cmd, g.done = cmd, done
+	g.mu.Unlock()
 	select {
 	case u, ok := <-found:
 		if !ok {
-			t.Fatalf("the gate exited before listening:\n%s", g.log.String())
+			return fmt.Errorf("the gate exited before listening:\n%s", g.logs())
 		}
 		g.url = u
+		return nil
 	case <-time.After(2 * time.Minute):
-		t.Fatalf("the gate did not start:\n%s", g.log.String())
+		return fmt.Errorf("the gate did not start:\n%s", g.logs())
 	}
 }
 
-func (g *gateProc) stop() {
-	if g.cmd != nil && g.cmd.ProcessState == nil {
-		g.cmd.Process.Signal(syscall.SIGTERM)
-		for i := 0; i < 100 && g.cmd.ProcessState == nil; i++ {
-			time.Sleep(50 * time.Millisecond) // waiting for the process to exit
-		}
+// stop signals the gate's process and waits for it to exit.
+func (g *gateProc) stop(sig syscall.Signal) {
+	g.mu.Lock()
+	cmd, done := g.cmd, g.done
+	g.mu.Unlock()
+	if cmd == nil {
+		return
 	}
+	cmd.Process.Signal(sig)
+	<-done
 }
 
 // run runs a command and returns its combined output and exit code.
