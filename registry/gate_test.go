@@ -510,3 +510,24 @@ func TestGateKeys(t *testing.T) {
 		t.Fatalf("key id %q: want SHA256: and 43 base64 characters", f.gate.KeyID())
 	}
 }
+
+// FuzzPackageName checks the gate's reading of package names from request
+// paths: no panic, only valid names accepted, and npm's escaped form of an
+// accepted name reads back as the same name.
+func FuzzPackageName(f *testing.F) {
+	for _, s := range []string{"/tuf-js", "/@scope%2fpkg", "/@scope/pkg", "/a/-/a-1.0.0.tgz", "/%zz", "/-/whoami", "/@x%2F..", "/.hidden", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		name, ok := packageName(p)
+		if !ok {
+			return
+		}
+		if err := CheckName(name); err != nil {
+			t.Fatalf("accepted %q from %q: %v", name, p, err)
+		}
+		if again, ok := packageName("/" + EscapedName(name)); !ok || again != name {
+			t.Fatalf("%q escapes to %q, which reads back as %q %v", name, EscapedName(name), again, ok)
+		}
+	})
+}

@@ -341,6 +341,25 @@ func gateLoad(t *testing.T, loadFlows int, repoDir, onlineKey string, signers []
 	t.Logf("%d flows on %s with %d gate(s): %d published in %s (%.1f flows/s), %d kills, %d retried requests, %d stale bundles re-signed",
 		loadFlows, strings.SplitN(store, ":", 2)[0], replicas, counts.staged.Load(), elapsed.Round(time.Millisecond),
 		float64(loadFlows)/elapsed.Seconds(), counts.kills.Load(), counts.retries.Load(), counts.stale.Load())
+
+	// For comparison (printed, not asserted): the same number of publishes
+	// straight to Verdaccio, as concurrent.
+	direct := time.Now()
+	for i := range loadFlows {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("direct-%03d", i)
+			code, reason, err := call(ctx, http.MethodPut, upstream+"/"+name, token, loadDoc(name, "1.0.0", tarballs[i]), nil)
+			if err != nil || code/100 != 2 {
+				t.Errorf("direct publish of %s: %d %s %v", name, code, reason, err)
+			}
+		}()
+	}
+	wg.Wait()
+	directElapsed := time.Since(direct)
+	t.Logf("%d direct publishes to Verdaccio in %s (%.1f/s); gated flows with restarts / direct publishes = %.2fx",
+		loadFlows, directElapsed.Round(time.Millisecond), float64(loadFlows)/directElapsed.Seconds(), directElapsed.Seconds()/elapsed.Seconds())
 	for _, g := range gates {
 		if n := strings.Count(g.logs(), "published upstream"); n == 0 {
 			t.Logf("gate %s published nothing upstream itself", g.url)
