@@ -38,7 +38,13 @@ type Releaser interface {
 }
 
 // TUFReleaser is the Releaser built on package tuf.
-type TUFReleaser struct{}
+type TUFReleaser struct {
+	// Dev accepts responses made with development keys or without an
+	// appliance ceremony record, and signed metadata signed by software
+	// keys, as airlock combine --dev does. Without it every signature must
+	// come from a hardware key through an appliance ceremony.
+	Dev bool
+}
 
 var _ Releaser = TUFReleaser{}
 
@@ -202,7 +208,7 @@ var (
 	ErrNoBundle = errors.New("no bundle was made for this stage yet: run airlock gate bundle first")
 )
 
-func (TUFReleaser) Release(repo map[string][]byte, request []byte, submissions [][]byte, target string, tarball []byte, onlineKey hsm.Signer, now time.Time) (map[string][]byte, error) {
+func (rel TUFReleaser) Release(repo map[string][]byte, request []byte, submissions [][]byte, target string, tarball []byte, onlineKey hsm.Signer, now time.Time) (map[string][]byte, error) {
 	if len(request) == 0 {
 		return nil, ErrNoBundle
 	}
@@ -260,6 +266,16 @@ func (TUFReleaser) Release(repo map[string][]byte, request []byte, submissions [
 	d, err := r.Delegation(req.Role)
 	if err != nil {
 		return nil, err
+	}
+	if err := online.CheckResponsesProduction(d, responses, rel.Dev); err != nil {
+		return nil, err
+	}
+	if !rel.Dev {
+		for i, s := range existing {
+			if k, ok := d.Keys[s.KeyID]; ok && !tuf.KeyKind(k).Hardware() {
+				return nil, fmt.Errorf("signed metadata signature %d: key %.12s is a %s key, not a hardware key: %w", i+1, s.KeyID, tuf.KeyKind(k), online.ErrDevResponse)
+			}
+		}
 	}
 	c, err := tuf.Combine(p, req.Role, d, existing, responses)
 	if err != nil {

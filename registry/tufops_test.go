@@ -65,7 +65,7 @@ func TestReleaseThroughStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	target := TargetPath("tuf-js", "1.0.0")
-	var rel Releaser = TUFReleaser{}
+	var rel Releaser = TUFReleaser{Dev: true}
 	meta, _ := s.RepoMetadata(ctx)
 	role, threshold, nkeys, err := rel.RoleFor(meta, target)
 	if err != nil || role != "tuf-js" || threshold != 2 || nkeys != 2 {

@@ -42,3 +42,15 @@ if [[ -f test/interop/package.json ]]; then
   (cd test/interop && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+
+# The registry gate's end-to-end test runs npm stage (npm >= 11.15, which
+# needs Node >= 20.17) against Verdaccio 6.8.0 pinned in test/registry.
+npm_version=$(npm --version)
+if [[ $(printf '%s\n' 11.15.0 "$npm_version" | sort -V | head -n1) != 11.15.0 ]]; then
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" npm install -g --no-audit --no-fund --loglevel=error npm@11.19.1
+fi
+if [[ -f test/registry/package.json ]]; then
+  (cd test/registry && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -35,6 +35,8 @@ commands:
   key        list, enrol and verify hardware keys (YubiKey, TPM); development keys
   qr         show a file as animated QR codes, or scan them back (air-gap transfer)
   demo       run a whole release end to end on embedded defaults
+  gate       hold npm publishes until threshold signatures arrive (bundle, submit, wait)
+  monitor    alarm on registry versions without a threshold-signed TUF target
 
 examples:
   airlock key generate --dev --holder alice --out alice.pem
@@ -69,6 +71,8 @@ var commands = map[string]command{
 	"key":      cmdKey,
 	"demo":     cmdDemo,
 	"qr":       cmdQR,
+	"gate":     cmdGate,
+	"monitor":  cmdMonitor,
 }
 
 func main() {

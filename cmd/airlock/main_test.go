@@ -98,6 +98,13 @@ func TestUsageErrors(t *testing.T) {
 		{"verify", "--root", "r.json"},
 		{"delegate", "--repo", "r", "--role", "x", "--sign-key", "file:k", "--out", "b"},
 		{"sign", "bundle"},
+		{"gate"},
+		{"gate", "--upstream", "ftp://127.0.0.1", "--online-key", "file:k"},
+		{"gate", "wait", "--gate", "http://127.0.0.1:1", "not-a-stage-id"},
+		{"gate", "submit", "--gate", "http://127.0.0.1:1", "11111111-2222-3333-4444-555555555555"},
+		{"gate", "bundle", "--gate", "file:///x", "11111111-2222-3333-4444-555555555555", "--out", "b"},
+		{"monitor", "--registry", "http://127.0.0.1:1"},
+		{"monitor", "--registry", "http://127.0.0.1:1", "--tuf", "d", "--root", "r", "--package", "Bad Name"},
 	}
 	for _, args := range tests {
 		code, _, errOut := runCLI(t, args...)
