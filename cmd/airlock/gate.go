@@ -72,6 +72,7 @@ example:
 	requireStage := fs.Bool("require-stage", false, "refuse a plain npm publish (advise npm stage publish)")
 	sigstoreRoot := fs.String("sigstore-root", "", "Sigstore trusted_root.json: verify provenance bundles at staging")
 	dev := fs.Bool("dev", false, "accept responses made with development keys or without an appliance ceremony")
+	pinFile := pinFileFlag(fs)
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
@@ -104,7 +105,11 @@ example:
 	if _, err := store.RepoMetadata(ctx); err != nil {
 		return fmt.Errorf("%w (give --repo on the first start)", err)
 	}
-	ks, err := cli.OpenKeys(ctx, []string{*onlineKey}, prompter(stderr))
+	p, err := keyPrompter(*pinFile, stderr)
+	if err != nil {
+		return err
+	}
+	ks, err := cli.OpenKeys(ctx, []string{*onlineKey}, p)
 	if err != nil {
 		return err
 	}
