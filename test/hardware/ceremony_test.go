@@ -234,7 +234,7 @@ func ceremonyStory(t *testing.T, tpmDev func(testing.TB) string) {
 		ui := newScriptedUI(both())
 		r.timeOut.Store(true)
 		o := r.ceremony(st, ui, nil, opts, rel)
-		o.refused(t, appliance.RuleSign, "the yubikey refused to sign: pin or touch not accepted")
+		o.refused(t, appliance.RuleSign, "the yubikey refused to sign: it was not touched in time")
 		if r.timeOut.Load() {
 			t.Fatal("the card never waited for a touch")
 		}

@@ -116,13 +116,13 @@ func (c *console) run(r *rig, st *appliance.StateDir, rel release, o *outcome) c
 	return ended
 }
 
-// approve has both holders confirm the fingerprint with Tab, Enter (the
-// focus starts on the refuse button).
+// approve has both holders confirm the fingerprint with y, Enter (y arms
+// "approve and sign", Enter takes it; no single key approves).
 func (c *console) approve(ended <-chan struct{}, version int64) {
 	c.t.Helper()
 	for _, h := range []string{alice, bob} {
 		c.wait(ended, fmt.Sprintf("approve %s version %d - %s", role, version, h))
-		c.key(tcell.KeyTab)
+		c.scr.InjectKey(tcell.KeyRune, 'y', 0)
 		c.key(tcell.KeyEnter)
 		// Wait for the question to go before answering the next.
 		c.waitGone(ended, fmt.Sprintf("version %d - %s", version, h))
@@ -230,9 +230,9 @@ func TestCeremonyTUIYubiKeyAndTPM(t *testing.T) {
 	c.approve(ended, version)
 	c.wait(ended, "PIN for "+alice, "3 tries left")
 	c.typeText(yubiKeyPIN)
-	c.wait(ended, "REFUSED", "rule sign", "the yubikey refused to sign: pin or touch not accepted")
+	c.wait(ended, "REFUSED", "rule sign", "the yubikey refused to sign: it was not touched in time")
 	c.wait1(ended)
-	o.refused(t, appliance.RuleSign, "pin or touch not accepted")
+	o.refused(t, appliance.RuleSign, "it was not touched in time")
 
 	pull := func() { r.card.Remove() }
 	r.onTouch.Store(&pull)
