@@ -168,22 +168,7 @@ func TestDeceptiveBundleTextIsFlagged(t *testing.T) {
 
 func editRequestNote(t *testing.T, dir, note string) {
 	t.Helper()
-	p := filepath.Join(dir, "request.json")
-	raw, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := tuf.ParseRequest(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Note = note
-	if raw, err = req.Marshal(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	editRequest(t, dir, func(req *tuf.Request) { req.Note = note })
 }
 
 // A target outside the role's delegated paths is refused by bundle create

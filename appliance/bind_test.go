@@ -16,23 +16,10 @@ import (
 // chain of trust (the delegator is targets for both).
 func relabel(t *testing.T, bundle, role string) {
 	t.Helper()
-	p := filepath.Join(bundle, "request.json")
-	raw, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := tuf.ParseRequest(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Role = role
-	req.Current = nil
-	if raw, err = req.Marshal(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	editRequest(t, bundle, func(req *tuf.Request) {
+		req.Role = role
+		req.Current = nil
+	})
 }
 
 func refusalReason(t *testing.T, r result, rule Rule, want string) {

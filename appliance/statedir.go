@@ -253,42 +253,49 @@ func checkBinding(l *ledger.Ledger, log *audit.Log) error {
 // ParseTPMAK parses the pinned TPM attestation keys: one or more PEM
 // "PUBLIC KEY" blocks (PKIX), nothing else.
 func ParseTPMAK(b []byte) ([]crypto.PublicKey, error) {
-	if len(b) > MaxTPMAKBytes {
-		return nil, fmt.Errorf("%s: %d bytes, over the %d-byte cap", TPMAKFile, len(b), MaxTPMAKBytes)
-	}
-	var out []crypto.PublicKey
-	rest := b
-	for {
-		var blk *pem.Block
-		blk, rest = pem.Decode(rest)
-		if blk == nil {
-			break
-		}
-		if blk.Type != "PUBLIC KEY" {
-			return nil, fmt.Errorf("%s: pem block %q: want PUBLIC KEY blocks only", TPMAKFile, blk.Type)
-		}
-		if len(out) == MaxTPMAKs {
-			return nil, fmt.Errorf("%s: more than %d keys", TPMAKFile, MaxTPMAKs)
-		}
-		k, err := x509.ParsePKIXPublicKey(blk.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", TPMAKFile, err)
-		}
-		out = append(out, k)
-	}
-	if len(out) == 0 || len(bytes.TrimSpace(rest)) != 0 {
-		return nil, fmt.Errorf("%s: want one or more PEM PUBLIC KEY blocks and nothing else (export the attestation key with airlock-tpm)", TPMAKFile)
-	}
-	return out, nil
+	return parsePEMFile(TPMAKFile, b, pemRule{typ: "PUBLIC KEY", maxBytes: MaxTPMAKBytes, max: MaxTPMAKs,
+		what: "keys", hint: " (export the attestation key with airlock-tpm)"},
+		func(n int, der []byte) (crypto.PublicKey, error) {
+			k, err := x509.ParsePKIXPublicKey(der)
+			if err != nil {
+				return nil, fmt.Errorf("key %d: %w", n, err)
+			}
+			return k, nil
+		})
 }
 
 // ParsePIVRoots parses the PIV attestation roots trusted besides Yubico's:
 // one or more PEM "CERTIFICATE" blocks of CA certificates, nothing else.
 func ParsePIVRoots(b []byte) ([]*x509.Certificate, error) {
-	if len(b) > MaxPIVRootsBytes {
-		return nil, fmt.Errorf("%s: %d bytes, over the %d-byte cap", PIVRootsFile, len(b), MaxPIVRootsBytes)
+	return parsePEMFile(PIVRootsFile, b, pemRule{typ: "CERTIFICATE", maxBytes: MaxPIVRootsBytes, max: MaxPIVRoots, what: "certificates"},
+		func(n int, der []byte) (*x509.Certificate, error) {
+			c, err := x509.ParseCertificate(der)
+			if err != nil {
+				return nil, fmt.Errorf("certificate %d: %w", n, err)
+			}
+			if !c.IsCA {
+				return nil, fmt.Errorf("certificate %d (%s) is not a CA certificate: give the vendor's attestation root", n, c.Subject)
+			}
+			return c, nil
+		})
+}
+
+// pemRule is what a state file of PEM blocks must be.
+type pemRule struct {
+	typ      string // the only block type allowed
+	maxBytes int    // cap on the file
+	max      int    // cap on the blocks
+	what     string // the blocks, in errors ("keys")
+	hint     string // appended to the error for an empty or mixed file
+}
+
+// parsePEMFile parses one or more PEM blocks of r.typ, each with parse
+// (given its 1-based number), and refuses anything else in the file.
+func parsePEMFile[T any](name string, b []byte, r pemRule, parse func(n int, der []byte) (T, error)) ([]T, error) {
+	if len(b) > r.maxBytes {
+		return nil, fmt.Errorf("%s: %d bytes, over the %d-byte cap", name, len(b), r.maxBytes)
 	}
-	var out []*x509.Certificate
+	var out []T
 	rest := b
 	for {
 		var blk *pem.Block
@@ -296,23 +303,20 @@ func ParsePIVRoots(b []byte) ([]*x509.Certificate, error) {
 		if blk == nil {
 			break
 		}
-		if blk.Type != "CERTIFICATE" {
-			return nil, fmt.Errorf("%s: pem block %q: want CERTIFICATE blocks only", PIVRootsFile, blk.Type)
+		if blk.Type != r.typ {
+			return nil, fmt.Errorf("%s: pem block %q: want %s blocks only", name, blk.Type, r.typ)
 		}
-		if len(out) == MaxPIVRoots {
-			return nil, fmt.Errorf("%s: more than %d certificates", PIVRootsFile, MaxPIVRoots)
+		if len(out) == r.max {
+			return nil, fmt.Errorf("%s: more than %d %s", name, r.max, r.what)
 		}
-		c, err := x509.ParseCertificate(blk.Bytes)
+		v, err := parse(len(out)+1, blk.Bytes)
 		if err != nil {
-			return nil, fmt.Errorf("%s: certificate %d: %w", PIVRootsFile, len(out)+1, err)
+			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		if !c.IsCA {
-			return nil, fmt.Errorf("%s: certificate %d (%s) is not a CA certificate: give the vendor's attestation root", PIVRootsFile, len(out)+1, c.Subject)
-		}
-		out = append(out, c)
+		out = append(out, v)
 	}
 	if len(out) == 0 || len(bytes.TrimSpace(rest)) != 0 {
-		return nil, fmt.Errorf("%s: want one or more PEM CERTIFICATE blocks and nothing else", PIVRootsFile)
+		return nil, fmt.Errorf("%s: want one or more PEM %s blocks and nothing else%s", name, r.typ, r.hint)
 	}
 	return out, nil
 }
