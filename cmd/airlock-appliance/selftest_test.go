@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,5 +255,26 @@ func TestSelfTestCommandExitStatus(t *testing.T) {
 		!strings.Contains(stderr.String(), "check(s) failed; this machine is not fit for a ceremony") ||
 		!strings.Contains(stdout.String(), "self-test: root: FAIL ") || !strings.Contains(stdout.String(), "self-test: FAILED (") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr: %s", code, stdout.String(), stderr.String())
+	}
+}
+
+// TestImageCmdlineHasSelfTestOptions keeps the image recipe and the
+// self-test in step: every kernel option the self-test demands is on the
+// image's command line, with the root hash placeholder.
+func TestImageCmdlineHasSelfTestOptions(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "images", "cmdline.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opts []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+			opts = append(opts, line)
+		}
+	}
+	for _, want := range append([]string{"roothash=@ROOTHASH@"}, requiredCmdline...) {
+		if !slices.Contains(opts, want) {
+			t.Errorf("images/cmdline.txt lacks %s (has %v)", want, opts)
+		}
 	}
 }
