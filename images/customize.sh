@@ -31,6 +31,10 @@ tar -C "$AIRLOCK_IMAGES/rootfs" --owner=0 --group=0 --numeric-owner --mode='u=rw
 chmod 0755 "$root/etc/initramfs-tools/hooks/airlock-verity" \
   "$root/etc/initramfs-tools/scripts/local-top/airlock-verity"
 install -m 0755 "$AIRLOCK_BIN" "$root/usr/bin/airlock-appliance"
+# usbguard refuses rule and configuration files others can read.
+chmod 0600 "$root/etc/usbguard/rules.conf" "$root/etc/usbguard/usbguard-daemon.conf"
+# Mount points of the tmpfs folders in fstab.
+mkdir -p "$root/var/lib/usbguard" "$root/var/lib/systemd" "$root/var/cache" "$root/var/tmp" "$root/var/log" "$root/home"
 
 # The unprivileged user the appliance runs as (fixed ids, no password, no
 # shell) and the group that may read USB block devices.
