@@ -99,7 +99,9 @@ if [[ $mode == fetch-only ]]; then
 fi
 (cd "$debs" && dpkg-scanpackages --multiversion . /dev/null 2>/dev/null >Packages)
 
-# 2. The root tree, from the kept folder only (no network).
+# 2. The root tree, from the kept folder only (no network). The initramfs
+# settings go in before the kernel, so that the kernel's own initramfs run is
+# small; customize.sh builds the real one.
 # The appliance binary: static layout, no build paths, no build id.
 echo "build.sh: building airlock-appliance" >&2
 (cd "$repo" && CGO_ENABLED=1 GOTOOLCHAIN=local go build -trimpath -buildvcs=false \
@@ -112,6 +114,7 @@ AIRLOCK_IMAGES="$here" AIRLOCK_WORK="$work" AIRLOCK_BIN="$work/airlock-appliance
   mmdebstrap --mode=root --variant=minbase --include="$packages" "${aptopts[@]}" "${dpkgopts[@]}" \
   --aptopt='Acquire::http::Proxy "http://127.0.0.1:9/"' --aptopt='Acquire::https::Proxy "http://127.0.0.1:9/"' \
   --hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount \
+  --essential-hook="mkdir -p \"\$1/etc/initramfs-tools/conf.d\" && cp '$here/rootfs/etc/initramfs-tools/conf.d/airlock' \"\$1/etc/initramfs-tools/conf.d/\"" \
   --customize-hook="$here/customize.sh" \
   bookworm "$tree" "deb [trusted=yes] file://$debs ./" \
   >"$work/mmdebstrap.log" 2>&1 || { tail -40 "$work/mmdebstrap.log" >&2; exit 1; }
