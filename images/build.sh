@@ -97,7 +97,14 @@ if [[ $mode == fetch-only ]]; then
   echo "build.sh: $(wc -l <"$debs/manifest.txt") packages kept in $debs" >&2
   exit 0
 fi
+# A flat repository of the kept folder; the Release file names the suite so
+# that mmdebstrap finds bookworm's essential and required packages in it.
 (cd "$debs" && dpkg-scanpackages --multiversion . /dev/null 2>/dev/null >Packages)
+{
+  printf 'Origin: airlock-kept\nLabel: airlock-kept\nSuite: bookworm\nCodename: bookworm\n'
+  printf 'Architectures: amd64 all\nComponents: main\nDate: %s\nSHA256:\n' "$(date -u -R -d "@$SOURCE_DATE_EPOCH")"
+  printf ' %s %s Packages\n' "$(sha256sum "$debs/Packages" | cut -d' ' -f1)" "$(stat -c %s "$debs/Packages")"
+} >"$debs/Release"
 
 # 2. The root tree, from the kept folder only (no network). The initramfs
 # settings go in before the kernel, so that the kernel's own initramfs run is
@@ -161,7 +168,7 @@ mkfs.vfat -F 32 -n AIRLOCK -i 41524c4b --invariant -C "$work/esp.img" $((esp_mib
 mkdir -p "$work/esp/EFI/BOOT"
 cp "$work/airlock.efi" "$work/esp/EFI/BOOT/BOOTX64.EFI"
 find "$work/esp" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
-faketime -f "@$(date -u -d "@$SOURCE_DATE_EPOCH" '+%Y-%m-%d %H:%M:%S')" \
+faketime -f "$(date -u -d "@$SOURCE_DATE_EPOCH" '+%Y-%m-%d %H:%M:%S')" \
   env MTOOLS_SKIP_CHECK=1 mcopy -s -m -i "$work/esp.img" "$work/esp/EFI" ::/
 
 # 6. State partition: ext4 owned by the appliance user, fixed UUID, hash

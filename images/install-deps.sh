@@ -2,6 +2,7 @@
 # Installs what building and boot-testing the appliance image needs on a
 # Debian bookworm host: mmdebstrap, squashfs-tools, veritysetup, the
 # systemd-boot EFI stub (for the unified kernel image), binutils (objcopy),
+# the C toolchain and PC/SC headers airlock-appliance builds with (cgo),
 # FAT tools for the EFI system partition, dpkg-scanpackages (the offline
 # package folder), qemu with OVMF, and swtpm.
 set -euo pipefail
@@ -11,6 +12,7 @@ packages=(
   dosfstools mtools fdisk e2fsprogs
   qemu-system-x86 ovmf swtpm swtpm-tools
   zstd ca-certificates dpkg-dev faketime
+  gcc pkg-config libpcsclite-dev
 )
 missing=()
 for p in "${packages[@]}"; do
