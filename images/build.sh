@@ -46,7 +46,10 @@ umask 022
 start=$(date +%s)
 
 work="$out/work"
-rm -rf "$work"
+# A failed mmdebstrap run can leave the package folder bind-mounted in the
+# old tree: unmount before removing, and never cross into another mount.
+findmnt -rn -o TARGET | awk -v w="$work/" 'index($0, w) == 1' | sort -r | while read -r m; do umount "$m"; done
+rm -rf --one-file-system "$work"
 mkdir -p "$out" "$work" "$debs"
 packages=$(grep -v '^\s*#' "$here/packages.txt" | grep -v '^\s*$' | paste -sd, -)
 dpkgopts=(
