@@ -29,6 +29,7 @@ case "${1:-}" in
   --offline) mode=offline ;;
   --fetch) mode=fetch ;;
   --fetch-only) mode=fetch-only ;;
+  --resume) mode=resume ;; # recipe work: reuse out/work/root of a run that failed after mmdebstrap
   *) echo "usage: images/build.sh [--offline|--fetch|--fetch-only]" >&2; exit 2 ;;
 esac
 [[ $(id -u) -eq 0 ]] || { echo "build.sh: run as root (mmdebstrap installs into a chroot)" >&2; exit 1; }
@@ -49,7 +50,7 @@ work="$out/work"
 # A failed mmdebstrap run can leave the package folder bind-mounted in the
 # old tree: unmount before removing, and never cross into another mount.
 findmnt -rn -o TARGET | awk -v w="$work/" 'index($0, w) == 1' | sort -r | while read -r m; do umount "$m"; done
-rm -rf --one-file-system "$work"
+[[ $mode == resume ]] || rm -rf --one-file-system "$work"
 mkdir -p "$out" "$work" "$debs"
 packages=$(grep -v '^\s*#' "$here/packages.txt" | grep -v '^\s*$' | paste -sd, -)
 dpkgopts=(
@@ -71,6 +72,7 @@ deb_manifest() { # folder -> "name version arch sha256" lines
       "$(sha256sum "$f" | cut -d' ' -f1)"
   done | sed 's/  */ /g' | LC_ALL=C sort
 }
+if [[ $mode != resume ]]; then
 if [[ $mode == fetch* || ( $mode == auto && ! -s $debs/manifest.txt ) ]]; then
   echo "build.sh: fetching packages from $mirror into $debs" >&2
   rm -rf "$debs" && mkdir -p "$debs"
@@ -121,13 +123,14 @@ echo "build.sh: building airlock-appliance" >&2
 echo "build.sh: installing the root from $debs (offline)" >&2
 tree="$work/root"
 AIRLOCK_IMAGES="$here" AIRLOCK_WORK="$work" AIRLOCK_BIN="$work/airlock-appliance" \
-  mmdebstrap --mode=root --variant=minbase --include="$packages" "${aptopts[@]}" "${dpkgopts[@]}" \
+  PATH=/usr/sbin:/usr/bin:/sbin:/bin mmdebstrap --mode=root --variant=minbase --include="$packages" "${aptopts[@]}" "${dpkgopts[@]}" \
   --aptopt='Acquire::http::Proxy "http://127.0.0.1:9/"' --aptopt='Acquire::https::Proxy "http://127.0.0.1:9/"' \
   --hook-dir=/usr/share/mmdebstrap/hooks/file-mirror-automount \
   --essential-hook="mkdir -p \"\$1/etc/initramfs-tools/conf.d\" && cp '$here/rootfs/etc/initramfs-tools/conf.d/airlock' \"\$1/etc/initramfs-tools/conf.d/\"" \
   --customize-hook="$here/customize.sh" \
   bookworm "$tree" "deb [trusted=yes] file://$debs ./" \
   >"$work/mmdebstrap.log" 2>&1 || { tail -40 "$work/mmdebstrap.log" >&2; exit 1; }
+fi
 # The package set installed is the package set kept, nothing more or less.
 awk '{print $1" "$2" "$3}' "$debs/manifest.txt" | LC_ALL=C sort >"$work/kept.txt"
 if ! cmp -s "$work/kept.txt" "$work/installed.txt"; then
@@ -136,6 +139,8 @@ if ! cmp -s "$work/kept.txt" "$work/installed.txt"; then
   exit 1
 fi
 cp "$debs/manifest.txt" "$out/manifest.txt"
+AIRLOCK_IMAGES="$here" AIRLOCK_WORK="$work" AIRLOCK_BIN="$work/airlock-appliance" \
+  "$here/customize.sh" --finish "$tree"
 
 # 3. Read-only root: squashfs, then its dm-verity hash tree. Salt and UUID
 # are derived from the squashfs so that the same tree gives the same hash.

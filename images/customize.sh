@@ -3,14 +3,54 @@
 # appliance root. Runs on the build host as root; reads the recipe from
 # AIRLOCK_IMAGES and writes the kernel, initramfs and package manifest to
 # AIRLOCK_WORK.
+#
+# customize.sh --finish ROOT runs after mmdebstrap has cleaned up (it needs
+# apt and dpkg for that): it removes what strip.txt lists, setuid bits and
+# files that would differ between builds.
 set -euo pipefail
-root=$1
+if [[ ${1:-} == --finish ]]; then
+  finish=1
+  root=$2
+else
+  finish=0
+  root=$1
+fi
 : "${AIRLOCK_IMAGES:?}" "${AIRLOCK_WORK:?}" "${AIRLOCK_BIN:?}" "${SOURCE_DATE_EPOCH:?}"
 in_root() { chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" "$@"; }
 
 kvers=("$root"/usr/lib/modules/*)
 ((${#kvers[@]} == 1)) || { echo "customize: want exactly one kernel, found ${#kvers[@]}" >&2; exit 1; }
 kver=$(basename "${kvers[0]}")
+strip_list() {
+  grep -v '^\s*#' "$AIRLOCK_IMAGES/strip.txt" | grep -v '^\s*$' | sed "s/@KVER@/$kver/g"
+}
+
+if ((finish)); then
+  # The folders the kept-package mount point left (they name a path on the
+  # build machine, which must not change the image).
+  for d in $(grep -rhoE 'file://[^ ]+' "$root/etc/apt/sources.list" "$root/etc/apt/sources.list.d" 2>/dev/null | sed 's#^file://##' | sort -u); do
+    while [[ $d == /?* && $d != / && -d $root$d ]] && rmdir "$root$d" 2>/dev/null; do d=$(dirname "$d"); done
+  done
+
+  # Nothing to run packages, compilers or logins with at run time.
+  while read -r p; do
+    [[ $p == /usr/lib/modules/* ]] && continue
+    if [[ $p == */\* ]]; then
+      rm -rf "$root${p%\*}"* 2>/dev/null || true
+      mkdir -p "$root${p%/\*}"
+    else
+      rm -rf "$root$p"
+    fi
+  done < <(strip_list)
+  # No setuid or setgid programs.
+  find "$root" -xdev -type f -perm /6000 -exec chmod ug-s {} +
+  # Files that would differ between two builds.
+  : >"$root/etc/machine-id"
+  rm -f "$root/var/lib/dbus/machine-id"
+  # What mmdebstrap leaves in /run and /tmp, and the kernel symlinks into /boot.
+  rm -rf "${root:?}"/run/* "${root:?}"/tmp/* "$root"/initrd.img* "$root"/vmlinuz*
+  exit 0
+fi
 
 # Kernel features that must be modules (so that removing them removes them)
 # or absent: network drivers and removable-media filesystems.
@@ -72,9 +112,6 @@ done
 rm -rf "$root/etc/systemd/system/getty.target.wants"
 
 # Remove network drivers and removable-media filesystems, then re-index.
-strip_list() {
-  grep -v '^\s*#' "$AIRLOCK_IMAGES/strip.txt" | grep -v '^\s*$' | sed "s/@KVER@/$kver/g"
-}
 keep_fs=(squashfs ext4 jbd2 mbcache.ko)
 while read -r p; do
   if [[ $p == "/usr/lib/modules/$kver/kernel/fs/*" ]]; then
@@ -98,18 +135,3 @@ echo "$kver" >"$AIRLOCK_WORK/kernel-version"
 # The installed package set, for the manifest.
 in_root dpkg-query -W -f='${Package} ${Version} ${Architecture}\n' | LC_ALL=C sort >"$AIRLOCK_WORK/installed.txt"
 
-# Nothing to run packages, compilers or logins with at run time.
-while read -r p; do
-  [[ $p == /usr/lib/modules/* ]] && continue
-  if [[ $p == */\* ]]; then
-    rm -rf "$root${p%\*}"* 2>/dev/null || true
-    mkdir -p "$root${p%/\*}"
-  else
-    rm -rf "$root$p"
-  fi
-done < <(strip_list)
-# No setuid or setgid programs.
-find "$root" -xdev -type f -perm /6000 -exec chmod ug-s {} +
-# Files that would differ between two builds.
-: >"$root/etc/machine-id"
-rm -f "$root/var/lib/dbus/machine-id"
