@@ -47,6 +47,7 @@ umask 022
 start=$(date +%s)
 
 work="$out/work"
+tree="$work/root"
 # A failed mmdebstrap run can leave the package folder bind-mounted in the
 # old tree: unmount before removing, and never cross into another mount.
 findmnt -rn -o TARGET | awk -v w="$work/" 'index($0, w) == 1' | sort -r | while read -r m; do umount "$m"; done
@@ -121,7 +122,7 @@ echo "build.sh: building airlock-appliance" >&2
   -o "$work/airlock-appliance" ./cmd/airlock-appliance)
 
 echo "build.sh: installing the root from $debs (offline)" >&2
-tree="$work/root"
+
 AIRLOCK_IMAGES="$here" AIRLOCK_WORK="$work" AIRLOCK_BIN="$work/airlock-appliance" \
   PATH=/usr/sbin:/usr/bin:/sbin:/bin mmdebstrap --mode=root --variant=minbase --include="$packages" "${aptopts[@]}" "${dpkgopts[@]}" \
   --aptopt='Acquire::http::Proxy "http://127.0.0.1:9/"' --aptopt='Acquire::https::Proxy "http://127.0.0.1:9/"' \
@@ -131,21 +132,22 @@ AIRLOCK_IMAGES="$here" AIRLOCK_WORK="$work" AIRLOCK_BIN="$work/airlock-appliance
   bookworm "$tree" "deb [trusted=yes] file://$debs ./" \
   >"$work/mmdebstrap.log" 2>&1 || { tail -40 "$work/mmdebstrap.log" >&2; exit 1; }
 fi
-# The package set installed is the package set kept, nothing more or less.
-awk '{print $1" "$2" "$3}' "$debs/manifest.txt" | LC_ALL=C sort >"$work/kept.txt"
-if ! cmp -s "$work/kept.txt" "$work/installed.txt"; then
-  echo "build.sh: installed packages differ from the kept folder:" >&2
-  diff "$work/kept.txt" "$work/installed.txt" >&2 || true
-  exit 1
-fi
-cp "$debs/manifest.txt" "$out/manifest.txt"
+# Every installed package comes from the kept folder, at the kept version;
+# the image's manifest is the installed set with the sha256 of each .deb.
+# (The folder may hold a few more: apt and what it needs, which the fetch
+# run installed to download with.)
+awk 'NR == FNR { sha[$1" "$2" "$3] = $4; next }
+     { k = $1" "$2" "$3; if (!(k in sha)) { print "build.sh: installed " k " is not in the kept folder" > "/dev/stderr"; bad = 1 }
+       else print k " " sha[k] }
+     END { exit bad }' "$debs/manifest.txt" "$work/installed.txt" >"$out/manifest.txt"
 AIRLOCK_IMAGES="$here" AIRLOCK_WORK="$work" AIRLOCK_BIN="$work/airlock-appliance" \
   "$here/customize.sh" --finish "$tree"
 
-# 3. Read-only root: squashfs, then its dm-verity hash tree. Salt and UUID
+# 3. Read-only root: squashfs (mksquashfs clamps timestamps to
+# SOURCE_DATE_EPOCH), then its dm-verity hash tree. Salt and UUID
 # are derived from the squashfs so that the same tree gives the same hash.
 mksquashfs "$tree" "$work/root.squashfs" -comp zstd -noappend -no-progress -quiet \
-  -mkfs-time "$SOURCE_DATE_EPOCH" -all-time "$SOURCE_DATE_EPOCH" -no-exports -xattrs >/dev/null
+  -no-exports -xattrs >/dev/null
 salt=$(sha256sum "$work/root.squashfs" | cut -c1-64)
 vuuid=$(printf '%s' "$salt" | cut -c1-32 | sed -E 's/(.{8})(.{4})(.{4})(.{4})(.{12})/\1-\2-\3-\4-\5/')
 roothash=$(veritysetup format "$work/root.squashfs" "$work/root.verity" --salt="$salt" --uuid="$vuuid" |
