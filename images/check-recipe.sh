@@ -38,7 +38,7 @@ check() { # DIR -> prints one line a problem; exit 1 if any
   local cmd
   cmd=" $(noncomment "$d/cmdline.txt" | paste -sd' ' -) "
   for o in roothash=@ROOTHASH@ root=/dev/mapper/airlock-root rootfstype=squashfs ro lockdown=confidentiality \
-    init_on_free=1 init_on_alloc=1 slab_nomerge usbcore.authorized_default=0 panic=10; do
+    init_on_free=1 init_on_alloc=1 slab_nomerge usbcore.authorized_default=0 panic=10 systemd.verity=0; do
     [[ $cmd == *" $o "* ]] || fail "cmdline.txt lacks $o"
   done
   for o in init= rdinit= rw single emergency rescue systemd.debug_shell rd.shell break= debug \
