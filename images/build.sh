@@ -143,11 +143,13 @@ awk 'NR == FNR { sha[$1" "$2" "$3] = $4; next }
 AIRLOCK_IMAGES="$here" AIRLOCK_WORK="$work" AIRLOCK_BIN="$work/airlock-appliance" \
   "$here/customize.sh" --finish "$tree"
 
-# 3. Read-only root: squashfs (mksquashfs clamps timestamps to
-# SOURCE_DATE_EPOCH), then its dm-verity hash tree. Salt and UUID
+# 3. Read-only root: squashfs with every timestamp SOURCE_DATE_EPOCH
+# (mksquashfs refuses the options while the variable is set, and the
+# variable alone only sets the creation time), then its dm-verity hash
+# tree. Salt and UUID
 # are derived from the squashfs so that the same tree gives the same hash.
-mksquashfs "$tree" "$work/root.squashfs" -comp zstd -noappend -no-progress -quiet \
-  -no-exports -xattrs >/dev/null
+env -u SOURCE_DATE_EPOCH mksquashfs "$tree" "$work/root.squashfs" -comp zstd -noappend -no-progress -quiet \
+  -mkfs-time "$SOURCE_DATE_EPOCH" -all-time "$SOURCE_DATE_EPOCH" -no-exports -xattrs >/dev/null
 salt=$(sha256sum "$work/root.squashfs" | cut -c1-64)
 vuuid=$(printf '%s' "$salt" | cut -c1-32 | sed -E 's/(.{8})(.{4})(.{4})(.{4})(.{12})/\1-\2-\3-\4-\5/')
 roothash=$(veritysetup format "$work/root.squashfs" "$work/root.verity" --salt="$salt" --uuid="$vuuid" |

@@ -49,6 +49,10 @@ if ((finish)); then
   rm -f "$root/var/lib/dbus/machine-id"
   # What mmdebstrap leaves in /run and /tmp, and the kernel symlinks into /boot.
   rm -rf "${root:?}"/run/* "${root:?}"/tmp/* "$root"/initrd.img* "$root"/vmlinuz*
+  # Mount points of the tmpfs folders in fstab (again: the loop above may
+  # have removed an empty one on the kept-package path).
+  mkdir -p "$root/var/lib/usbguard" "$root/var/lib/systemd" "$root/var/cache" "$root/var/tmp" "$root/var/log" "$root/home"
+  chmod 1777 "$root/var/tmp"
   exit 0
 fi
 
