@@ -10,6 +10,12 @@ export GOTOOLCHAIN=local
 scripts/install-test-deps.sh
 go vet ./...
 
+# The appliance image recipe: fast static checks, and a check that each of
+# them can fail (the full build and boot test is `make -C images image-test`,
+# see images/README.md for its duration).
+images/check-recipe.sh
+images/check-recipe.sh --self-test
+
 # Every SKIP fails the run unless it is on this allow-list (one test name a
 # line, each with the reason it may skip where CI runs).
 allowed_skips=(

@@ -40,6 +40,8 @@ commands:
   sign        run a scripted signing ceremony with the same rules as the ui
   export      write a kept signed response out again (nothing is signed)
   init-state  provision a new appliance state directory
+  self-test   check the machine: TPM, no network, module lock, lockdown,
+              read-only verity root, writable state, USB read without mounting
 
 examples:
   airlock-appliance init-state --state /var/lib/airlock --root 1.root.json --policy policy.json \
@@ -83,11 +85,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cli.Exit("airlock-appliance init-state", stderr, cmdInitState(args[1:], stdout, stderr))
 	case "export":
 		return cli.Exit("airlock-appliance export", stderr, cmdExport(ctx, args[1:], stdout, stderr))
+	case "self-test":
+		return cli.Exit("airlock-appliance self-test", stderr, cmdSelfTest(ctx, args[1:], stdout, stderr))
 	}
 	if strings.HasPrefix(args[0], "-") {
 		return cli.Exit("airlock-appliance", stderr, startTUI(ctx, args, stdout, stderr))
 	}
-	return cli.Exit("airlock-appliance", stderr, cli.Usagef("unknown command %q (commands: review, sign, export, init-state)", args[0]))
+	return cli.Exit("airlock-appliance", stderr, cli.Usagef("unknown command %q (commands: review, sign, export, init-state, self-test)", args[0]))
 }
 
 func version() string { return cli.Version(Version) }
