@@ -55,7 +55,7 @@ func newBenchRelease(b *testing.B) *benchRelease {
 	if err := repo.CommitTargets("targets", next, k["online"], now); err != nil {
 		b.Fatal(err)
 	}
-	files, _ := readTree(repoDir)
+	files, _ := ReadTree(repoDir)
 	tgz, err := os.ReadFile("testdata/tuf-js-1.0.0.tgz")
 	if err != nil {
 		b.Fatal(err)

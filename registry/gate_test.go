@@ -137,7 +137,7 @@ func newGateFixture(t *testing.T, spec string) *gateFixture {
 	if err := repo.CommitTargets("targets", next, f.online, now); err != nil {
 		t.Fatal(err)
 	}
-	files, _ := readTree(repoDir)
+	files, _ := ReadTree(repoDir)
 	f.root = files["metadata/1.root.json"]
 	if f.store, err = Open(ctx, spec); err != nil {
 		t.Fatal(err)

@@ -77,8 +77,9 @@ func checkout(repo map[string][]byte) (string, *tuf.Repository, error) {
 	return dir, r, nil
 }
 
-// readTree returns every file below dir (paths with forward slashes).
-func readTree(dir string) (map[string][]byte, error) {
+// ReadTree returns every file below dir, by path relative to dir with
+// forward slashes; anything but regular files and folders is refused.
+func ReadTree(dir string) (map[string][]byte, error) {
 	out := map[string][]byte{}
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
@@ -197,7 +198,7 @@ func (TUFReleaser) Bundle(repo map[string][]byte, role, target string, tarball, 
 	if err := b.WriteDir(out); err != nil {
 		return nil, err
 	}
-	return readTree(out)
+	return ReadTree(out)
 }
 
 // Submission errors callers branch on.
@@ -301,7 +302,7 @@ func (rel TUFReleaser) Release(repo map[string][]byte, request []byte, submissio
 	if !bytes.Equal(got, tarball) {
 		return nil, fmt.Errorf("the client fetched other bytes for %s than the staged tarball", target)
 	}
-	after, err := readTree(dir)
+	after, err := ReadTree(dir)
 	if err != nil {
 		return nil, err
 	}

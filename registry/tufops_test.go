@@ -48,7 +48,7 @@ func TestReleaseThroughStore(t *testing.T) {
 	if err := repo.CommitTargets("targets", next, onlineKey, now); err != nil {
 		t.Fatal(err)
 	}
-	files, err := readTree(repoDir)
+	files, err := ReadTree(repoDir)
 	if err != nil {
 		t.Fatal(err)
 	}

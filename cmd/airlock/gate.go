@@ -159,30 +159,15 @@ func readRepo(dir string) (map[string][]byte, error) {
 	}
 	out["airlock-repo.json"] = cfg
 	for _, sub := range []string{"metadata", "targets"} {
-		root := filepath.Join(dir, sub)
-		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-			if errors.Is(err, fs.ErrNotExist) && p == root {
-				return filepath.SkipDir
-			}
-			if err != nil || d.IsDir() {
-				return err
-			}
-			if !d.Type().IsRegular() {
-				return fmt.Errorf("%s: not a regular file", p)
-			}
-			rel, err := filepath.Rel(dir, p)
-			if err != nil {
-				return err
-			}
-			b, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			out[filepath.ToSlash(rel)] = b
-			return nil
-		})
+		files, err := registry.ReadTree(filepath.Join(dir, sub))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
 		if err != nil {
 			return nil, err
+		}
+		for name, b := range files {
+			out[sub+"/"+name] = b
 		}
 	}
 	return out, nil
