@@ -499,6 +499,20 @@ func (g *Gate) listStages(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"items": items, "total": total})
 }
 
+// stageOr404 loads a stage, or answers 404 (no such stage) or 500 and
+// reports false.
+func (g *Gate) stageOr404(ctx context.Context, w http.ResponseWriter, id string) (*Stage, bool) {
+	st, err := g.cfg.Store.GetStage(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		refuse(w, http.StatusNotFound, "no stage "+id+" at this gate")
+		return nil, false
+	} else if err != nil {
+		refuse(w, http.StatusInternalServerError, err.Error())
+		return nil, false
+	}
+	return st, true
+}
+
 // stageRoute serves /-/stage/<id>[/tarball|/approve].
 func (g *Gate) stageRoute(w http.ResponseWriter, r *http.Request, rest string) {
 	id, sub, _ := strings.Cut(rest, "/")
@@ -507,12 +521,8 @@ func (g *Gate) stageRoute(w http.ResponseWriter, r *http.Request, rest string) {
 		return
 	}
 	ctx := r.Context()
-	st, err := g.cfg.Store.GetStage(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		refuse(w, http.StatusNotFound, "no stage "+id+" at this gate")
-		return
-	} else if err != nil {
-		refuse(w, http.StatusInternalServerError, err.Error())
+	st, ok := g.stageOr404(ctx, w, id)
+	if !ok {
 		return
 	}
 	switch {
@@ -575,12 +585,8 @@ func (g *Gate) airlockRoute(w http.ResponseWriter, r *http.Request, rest string)
 
 func (g *Gate) bundle(w http.ResponseWriter, r *http.Request, id string) {
 	ctx := r.Context()
-	st, err := g.cfg.Store.GetStage(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		refuse(w, http.StatusNotFound, "no stage "+id+" at this gate")
-		return
-	} else if err != nil {
-		refuse(w, http.StatusInternalServerError, err.Error())
+	st, ok := g.stageOr404(ctx, w, id)
+	if !ok {
 		return
 	}
 	if st.State != StateStaged {
@@ -655,12 +661,8 @@ func (g *Gate) submit(w http.ResponseWriter, r *http.Request, id string) {
 		}
 		subs = append(subs, s)
 	}
-	st, err := g.cfg.Store.GetStage(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		refuse(w, http.StatusNotFound, "no stage "+id+" at this gate")
-		return
-	} else if err != nil {
-		refuse(w, http.StatusInternalServerError, err.Error())
+	st, ok := g.stageOr404(ctx, w, id)
+	if !ok {
 		return
 	}
 	now := g.cfg.Now()
