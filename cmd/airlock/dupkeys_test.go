@@ -19,18 +19,7 @@ import (
 // another key id (another holder label). bundle create, sign, combine and
 // verify all refuse the repository, naming the duplicate.
 func TestOneKeyTwoKeyIDsRefusedByEveryCommand(t *testing.T) {
-	dir := t.TempDir()
-	p := func(name string) string { return filepath.Join(dir, name) }
-	for _, who := range []string{"r1", "t1", "online", "alice", "bob"} {
-		mustAirlock(t, "key", "generate", "--dev", "--holder", who, "--out", p(who+".pem"))
-	}
-	mustAirlock(t, "init", "--repo", p("repo"), "--root-key", "file:"+p("r1.pem"), "--root-threshold", "1",
-		"--targets-key", "file:"+p("t1.pem"), "--online-key", "file:"+p("online.pem"))
-	mustAirlock(t, "delegate", "--repo", p("repo"), "--sign-key", "file:"+p("t1.pem"), "--role", "proj", "--paths", "proj/*",
-		"--key", "file:"+p("alice.pem"), "--key", "file:"+p("bob.pem"), "--threshold", "2")
-	if err := os.WriteFile(p("pkg-1.0.0.tgz"), []byte("release bytes"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	_, p := projRepo(t)
 	// A well-formed bundle and response from before the change.
 	mustAirlock(t, "bundle", "create", "--repo", p("repo"), "--role", "proj", "--add", p("pkg-1.0.0.tgz")+"=proj/pkg-1.0.0.tgz", "--out", p("bundle"))
 	mustAirlock(t, "sign", "--key", "file:"+p("alice.pem"), p("bundle"), "--out", p("alice.json"))
@@ -105,4 +94,25 @@ func TestOneKeyTwoKeyIDsRefusedByEveryCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, want) {
 		t.Fatalf("verify: exit %d: %s", code, errOut)
 	}
+}
+
+// projRepo makes a development repository in a temporary folder: root and
+// targets keys r1 and t1, an online key, role proj delegated 2-of-2 to
+// alice and bob for proj/*, and pkg-1.0.0.tgz to release. p names a file
+// in the folder.
+func projRepo(t *testing.T) (dir string, p func(string) string) {
+	t.Helper()
+	dir = t.TempDir()
+	p = func(name string) string { return filepath.Join(dir, name) }
+	for _, who := range []string{"r1", "t1", "online", "alice", "bob"} {
+		mustAirlock(t, "key", "generate", "--dev", "--holder", who, "--out", p(who+".pem"))
+	}
+	mustAirlock(t, "init", "--repo", p("repo"), "--root-key", "file:"+p("r1.pem"), "--root-threshold", "1",
+		"--targets-key", "file:"+p("t1.pem"), "--online-key", "file:"+p("online.pem"))
+	mustAirlock(t, "delegate", "--repo", p("repo"), "--sign-key", "file:"+p("t1.pem"), "--role", "proj", "--paths", "proj/*",
+		"--key", "file:"+p("alice.pem"), "--key", "file:"+p("bob.pem"), "--threshold", "2")
+	if err := os.WriteFile(p("pkg-1.0.0.tgz"), []byte("release bytes"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, p
 }

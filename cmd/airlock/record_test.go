@@ -79,18 +79,7 @@ func applianceSign(t *testing.T, dir, bundle string, keys ...string) string {
 // response; combine verifies the record beside each response and refuses a
 // response whose record does not verify or is missing.
 func TestRecordVerifyAndCombine(t *testing.T) {
-	dir := t.TempDir()
-	p := func(name string) string { return filepath.Join(dir, name) }
-	for _, who := range []string{"r1", "t1", "online", "alice", "bob"} {
-		mustAirlock(t, "key", "generate", "--dev", "--holder", who, "--out", p(who+".pem"))
-	}
-	mustAirlock(t, "init", "--repo", p("repo"), "--root-key", "file:"+p("r1.pem"), "--root-threshold", "1",
-		"--targets-key", "file:"+p("t1.pem"), "--online-key", "file:"+p("online.pem"))
-	mustAirlock(t, "delegate", "--repo", p("repo"), "--sign-key", "file:"+p("t1.pem"), "--role", "proj", "--paths", "proj/*",
-		"--key", "file:"+p("alice.pem"), "--key", "file:"+p("bob.pem"), "--threshold", "2")
-	if err := os.WriteFile(p("pkg-1.0.0.tgz"), []byte("release bytes"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir, p := projRepo(t)
 	mustAirlock(t, "bundle", "create", "--repo", p("repo"), "--role", "proj", "--add", p("pkg-1.0.0.tgz")+"=proj/pkg-1.0.0.tgz", "--out", p("bundle"))
 	out := applianceSign(t, dir, p("bundle"), "alice", "bob")
 	record, response := filepath.Join(out, "record.json"), filepath.Join(out, "response.json")
