@@ -19,18 +19,7 @@ import (
 // online key, as `airlock bundle create` + `airlock combine` do.
 func resign(t *testing.T, dir string) {
 	t.Helper()
-	keys := filepath.Join(filepath.Dir(dir), "keys")
-	load := func(who string) hsm.Signer {
-		s, err := hsm.LoadFileKey(filepath.Join(keys, who+".pem"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	repo, err := tuf.OpenRepository(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, load := demoRepo(t, dir)
 	now := time.Now()
 	b, err := online.CreateBundle(repo, online.BundleOptions{Role: "sigstore", Now: now, Expires: 120 * 24 * time.Hour, Note: "resign"})
 	if err != nil {
@@ -128,4 +117,23 @@ func pytufVerify(t *testing.T, dir string) {
 	if n := strings.Count(string(out), "verified "); n != len(files) {
 		t.Fatalf("python-tuf verified %d of %d metadata files:\n%s", n, len(files), out)
 	}
+}
+
+// demoRepo opens the demo repository in dir and returns a loader of the
+// demo's development keys (kept beside it in keys/).
+func demoRepo(t *testing.T, dir string) (*tuf.Repository, func(who string) hsm.Signer) {
+	t.Helper()
+	keys := filepath.Join(filepath.Dir(dir), "keys")
+	load := func(who string) hsm.Signer {
+		s, err := hsm.LoadFileKey(filepath.Join(keys, who+".pem"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	repo, err := tuf.OpenRepository(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo, load
 }

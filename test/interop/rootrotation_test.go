@@ -20,18 +20,7 @@ import (
 // old keys.
 func rotateRoot(t *testing.T, dir string) []hsm.Signer {
 	t.Helper()
-	keys := filepath.Join(filepath.Dir(dir), "keys")
-	load := func(who string) hsm.Signer {
-		s, err := hsm.LoadFileKey(filepath.Join(keys, who+".pem"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	repo, err := tuf.OpenRepository(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo, load := demoRepo(t, dir)
 	cur, err := repo.Root()
 	if err != nil {
 		t.Fatal(err)
