@@ -3,8 +3,9 @@ package tui
 import (
 	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
+
+	"github.com/rivo/uniseg"
 
 	"airlock.dev/airlock/appliance/content"
 )
@@ -53,11 +54,12 @@ func escape(s string, tabs bool) string {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		raw := s[i : i+n]
 		i += n
-		mark := unicode.In(r, unicode.Mn, unicode.Me)
-		if mark && base && r != utf8.RuneError {
+		extends, prepends := clings(r, raw)
+		if extends && base {
 			b.WriteString(raw)
 			continue
 		}
+		mark := extends || prepends
 		base = r != '[' && r != '\t' && !mark && content.Visible(raw) == raw
 		switch {
 		case mark:
@@ -88,6 +90,25 @@ func escape(s string, tabs bool) string {
 		}
 	}
 	return b.String()
+}
+
+// clings reports whether the character r (raw in the text) joins a
+// neighbour into one grapheme cluster on screen whatever that neighbour
+// is. Extenders (combining and spacing marks, emoji modifiers) join the
+// character before them: shown after a tag or one of our escapes they would
+// merge with it, so they are kept only on a base of the text's own. Prepended
+// concatenation marks join the character after them, which may be what the
+// caller writes next, so they are always escaped. The decision is uniseg's,
+// the segmenter tview draws with, so what Escape promises is what the screen
+// does.
+func clings(r rune, raw string) (extends, prepends bool) {
+	if r == utf8.RuneError && len(raw) == 1 {
+		return false, false // invalid byte: shown as \xNN
+	}
+	c, _, _, _ := uniseg.FirstGraphemeClusterInString("0"+raw, -1)
+	extends = len(c) > 1
+	c, _, _, _ = uniseg.FirstGraphemeClusterInString(raw+"0", -1)
+	return extends, len(c) > len(raw)
 }
 
 // markEscape spells a combining mark as \uXXXX.
@@ -123,11 +144,12 @@ func pieces(s string) []piece {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		raw := s[i : i+n]
 		i += n
-		mark := unicode.In(r, unicode.Mn, unicode.Me)
-		if mark && base && r != utf8.RuneError {
+		extends, prepends := clings(r, raw)
+		if extends && base {
 			out[len(out)-1].text += raw
 			continue
 		}
+		mark := extends || prepends
 		base = r != '[' && !mark && content.Visible(raw) == raw
 		switch {
 		case mark:
