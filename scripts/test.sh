@@ -54,8 +54,5 @@ for pkg in $(go list ./...); do
   done
 done
 echo "fuzzing ${#targets[@]} targets for $fuzztime each, $fuzzjobs at a time" >&2
-export fuzztime fuzzpar
-printf '%s\n' "${targets[@]}" | xargs -P "$fuzzjobs" -L 1 bash -c '
-  out=$(go test -run "^\$" -fuzz "^$1\$" -fuzztime "$fuzztime" -parallel "$fuzzpar" "$0" 2>&1); rc=$?
-  printf "fuzz %s %s (%s): exit %d\n%s\n" "$0" "$1" "$fuzztime" "$rc" "$out" >&2
-  exit "$rc"'
+FUZZTIME=$fuzztime FUZZPAR=$fuzzpar \
+  xargs -P "$fuzzjobs" -L 1 scripts/fuzz-target.sh < <(printf '%s\n' "${targets[@]}")
