@@ -135,7 +135,9 @@ func (a *App) Confirm(ctx context.Context, c appliance.Confirmation) (bool, erro
 		text := tview.NewTextView().SetDynamicColors(true).SetWrap(true)
 		body := Escape(c.Text)
 		if c.Fingerprint != "" || c.SHA256 != "" {
-			body += "\n[black:white] " + Escape(c.Fingerprint) + " [-:-]  sha256 " + Escape(c.SHA256)
+			// Two lines: with the 64 hex digits on one line they wrap at 80
+			// columns and the dialog, sized by rows, would cut the second.
+			body += "\n[black:white] " + Escape(c.Fingerprint) + " [-:-]\nsha256 " + Escape(c.SHA256)
 		}
 		text.SetText(body)
 		keys := tview.NewTextView().SetDynamicColors(true)
@@ -159,7 +161,7 @@ func (a *App) Confirm(ctx context.Context, c appliance.Confirmation) (bool, erro
 		}
 		var typed *tview.InputField
 		var focus tview.Primitive = keys
-		rows := 3 + wrapped(Plain(c.Text), 76) + boolInt(c.Fingerprint != "" || c.SHA256 != "")
+		rows := 3 + wrapped(Plain(c.Text), 76) + 2*boolInt(c.Fingerprint != "" || c.SHA256 != "")
 		box := tview.NewFlex().SetDirection(tview.FlexRow).AddItem(text, 0, 1, false)
 		if c.Typed != "" {
 			typed = tview.NewInputField().SetLabel("type " + Escape(c.Typed) + " and Enter to " + Escape(c.Yes) + ": ").SetFieldWidth(len(c.Typed) + 2)

@@ -459,14 +459,25 @@ func reviewDiff(r *appliance.Review) (string, []string, diffIndex) {
 		b.WriteString(markup + "\n")
 		plain = append(plain, text)
 	}
+	// The diff does not wrap (code keeps its columns); notes are prose and
+	// are wrapped here so that an 80-column console shows them whole.
+	note := func(indent, style, text string) {
+		for _, l := range wordWrap(text, diffNoteWidth-len(indent)) {
+			m := indent + Escape(l)
+			if style != "" {
+				m = indent + style + Escape(l) + "[-]"
+			}
+			line(m, indent+l)
+		}
+	}
 	if !r.ContentAvailable {
-		line("[yellow]"+Escape(r.ContentNote)+"[-]", r.ContentNote)
+		note("", "[yellow]", r.ContentNote)
 	}
 	for _, a := range r.Artifacts {
 		line("[::b]"+Escape(a.Target)+"[::-]", a.Target)
 		d := a.Content
 		if d == nil {
-			line("  "+Escape(a.ContentNote), a.ContentNote)
+			note("  ", "", a.ContentNote)
 			continue
 		}
 		sum := fmt.Sprintf("  %d added, %d removed, %d changed files; +%d -%d lines", d.Added, d.Removed, d.Changed, d.LinesAdded, d.LinesRemoved)
@@ -589,4 +600,39 @@ func reviewRisks(r *appliance.Review) string {
 		b.WriteString("No risk signals.\n")
 	}
 	return b.String()
+}
+
+// diffNoteWidth is the width prose notes in the diff are wrapped to: an
+// 80-column console less the review's frame.
+const diffNoteWidth = 76
+
+// wordWrap breaks s into lines of at most width characters at spaces; a
+// word longer than width is cut.
+func wordWrap(s string, width int) []string {
+	var out []string
+	var cur []rune
+	for _, w := range strings.Fields(s) {
+		rw := []rune(w)
+		for len(rw) > width {
+			if len(cur) > 0 {
+				out = append(out, string(cur))
+				cur = nil
+			}
+			out = append(out, string(rw[:width]))
+			rw = rw[width:]
+		}
+		switch {
+		case len(cur) == 0:
+			cur = rw
+		case len(cur)+1+len(rw) <= width:
+			cur = append(append(cur, ' '), rw...)
+		default:
+			out = append(out, string(cur))
+			cur = rw
+		}
+	}
+	if len(cur) > 0 || len(out) == 0 {
+		out = append(out, string(cur))
+	}
+	return out
 }

@@ -1,7 +1,6 @@
 package tui
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,9 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/internal/appdemo"
-	"airlock.dev/airlock/internal/demo"
+	"airlock.dev/airlock/transfer/bundle"
 	"airlock.dev/airlock/transfer/qr"
 	"airlock.dev/airlock/transfer/ur"
 	"airlock.dev/airlock/tuf"
@@ -125,6 +123,12 @@ func TestE2EImportFromUSBImage(t *testing.T) {
 
 	s.wait("> 20")
 	s.send("Enter") // today's date
+	req, err := os.ReadFile(filepath.Join(d.Bundle, "request.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	saveScreen(t, "2-sender-fingerprint-usb", s.wait(ur.Fingerprint(req)))
+	s.send("y", "Enter") // the same fingerprint as the sender's
 	s.wait("approve sigstore version 1 - alice (DEMO)")
 	// Look back at the import screen: it shows the stick and a full bar.
 	s.send("Escape")
@@ -174,43 +178,35 @@ func TestE2EImportFromUSBImage(t *testing.T) {
 	}
 }
 
-// TestE2EImportOverQR renders a demo bundle's request.json as UR parts in
-// PNG frames, runs airlock-appliance --qr-images under tmux, and checks the
-// scan progress and that the review says content diffs were not available.
+// TestE2EImportOverQR packs a demo bundle's request and provenance as
+// airlock qr show BUNDLE does, renders the UR parts as PNG frames, runs
+// airlock-appliance --qr-images under tmux, and checks the sender
+// fingerprint question, the scan progress, that provenance arrived (the
+// demo policy requires it) and that the review says content diffs were not
+// available.
 func TestE2EImportOverQR(t *testing.T) {
 	needTools(t, "tmux")
 	if _, err := qr.NewZbar(); err != nil {
-		t.Skipf("zbar: %v", err)
+		t.Fatalf("zbar (scripts/install-test-deps.sh installs it): %v", err)
 	}
 	tmp := t.TempDir()
 	bin := buildAppliance(t, tmp)
-	now := time.Now()
-	d, err := appdemo.Prepare(filepath.Join(tmp, "demo"), now)
+	d, err := appdemo.Prepare(filepath.Join(tmp, "demo"), time.Now())
 	if err != nil {
-		t.Fatal(err)
-	}
-	// Over QR no provenance travels: a state whose policy does not require it.
-	pol := appdemo.Policy()
-	rp := pol.Roles[appdemo.Role]
-	rp.Provenance = nil
-	pol.Roles[appdemo.Role] = rp
-	pb, err := json.Marshal(pol)
-	if err != nil {
-		t.Fatal(err)
-	}
-	state := filepath.Join(tmp, "state-qr")
-	tr, err := demo.Data.ReadFile("data/trusted_root.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := appliance.InitState(state, appliance.Provision{Root: d.Root, Policy: pb, TrustedRoot: tr}, appliance.SystemClock); err != nil {
 		t.Fatal(err)
 	}
 	req, err := os.ReadFile(filepath.Join(d.Bundle, "request.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := ur.NewEncoder(req, ur.EncoderOptions{MaxFragmentLen: 200})
+	msg, m, err := bundle.WriteQR(os.DirFS(d.Bundle))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Files) != 2 || m.Files[0].Path != "provenance/sigstore@2.0.0.provenance.sigstore.json" {
+		t.Fatalf("the QR message holds %+v, want request.json and the provenance bundle", m.Files)
+	}
+	enc, err := ur.NewEncoder(msg, ur.EncoderOptions{MaxFragmentLen: 600})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -227,11 +223,14 @@ func TestE2EImportOverQR(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	state := d.StateDir
 	out := filepath.Join(tmp, "out")
 	status := filepath.Join(tmp, "status")
 	s := startTmux(t, fmt.Sprintf("%s --state %s --qr-images %s --dev --out %s%s", bin, state, frames, out, keyFlags(d)), status)
 	s.wait("> 20")
 	s.send("Enter")
+	saveScreen(t, "2-sender-fingerprint-qr", s.wait(ur.Fingerprint(req)))
+	s.send("y", "Enter")
 	s.wait("approve sigstore version 1 - alice (DEMO)")
 	// The diff tab says why it is empty. Keys go one by one: an Escape
 	// followed at once by more keys reads as an escape sequence.
@@ -250,7 +249,7 @@ func TestE2EImportOverQR(t *testing.T) {
 	}
 	screen := s.wait("2 import")
 	saveScreen(t, "2-import-qr", screen)
-	for _, want := range []string{"Scanning QR codes: 100%", "Message fingerprint: " + ur.Fingerprint(req), "Read from qr"} {
+	for _, want := range []string{"Scanning QR codes: 100%", "Message fingerprint: " + ur.Fingerprint(msg), "request and 1 provenance files"} {
 		if !strings.Contains(screen, want) {
 			t.Errorf("import screen lacks %q:\n%s", want, screen)
 		}

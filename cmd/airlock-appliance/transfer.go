@@ -16,6 +16,7 @@ import (
 	"airlock.dev/airlock/transfer/qr"
 	"airlock.dev/airlock/transfer/ur"
 	"airlock.dev/airlock/transfer/usb"
+	"airlock.dev/airlock/tuf"
 	"airlock.dev/airlock/tui"
 )
 
@@ -173,13 +174,16 @@ func (b usbBundle) Load(ctx context.Context) (*appliance.Bundle, error) {
 	return &appliance.Bundle{Source: where, Request: m.Document, Files: wr.FS()}, nil
 }
 
-// qrBundle receives request.json as animated QR codes. Only the request
-// travels this way: the review then has no artifact bytes to compare.
+// qrBundle receives a release as animated QR codes: a bare request.json,
+// or request.json with the provenance bundles packed by airlock qr show
+// DIR. Artifacts never travel this way: the review has no bytes to compare
+// and says so, and the policy decides whether that may be signed.
 type qrBundle struct {
 	ui  chooser
 	src func() (qr.Source, func(), error)
 	// what describes the source ("qr images in DIR").
 	what string
+	work string
 }
 
 // qrDirSource reads frames from the PNG and JPEG files of a folder.
@@ -221,5 +225,51 @@ func (b qrBundle) Load(ctx context.Context) (*appliance.Bundle, error) {
 	}
 	b.ui.SetImport(tui.ImportStatus{Devices: []string{b.what}, QR: true, Percent: 100,
 		Frames: dec.Progress().Frames + dec.Progress().Rejected, Fingerprint: ur.Fingerprint(msg)})
-	return &appliance.Bundle{Source: "qr", Request: msg, MetadataOnly: true}, nil
+	if !bundle.IsQRTar(msg) {
+		return &appliance.Bundle{Source: "qr", Request: msg, MetadataOnly: true}, nil
+	}
+	m, err := bundle.ImportQR(msg, b.work, bundle.Options{Limits: importLimits})
+	if err != nil {
+		return nil, fmt.Errorf("qr: %w", err)
+	}
+	wr, err := os.OpenRoot(m.Dir)
+	if err != nil {
+		return nil, err
+	}
+	return &appliance.Bundle{Source: fmt.Sprintf("qr (request and %d provenance files)", len(m.Files)-1),
+		Request: m.Document, Files: wr.FS(), MetadataOnly: true}, nil
+}
+
+// senderCheck asks the operator to compare the fingerprint of the request
+// that arrived with the one the sender printed (airlock bundle create,
+// airlock gate bundle and airlock qr show print it), before anything of the
+// bundle is reviewed: a stick or a QR stream swapped on the way stops here.
+// Going on and stopping each take a deliberate answer (y or r, then Enter).
+type senderCheck struct {
+	inner appliance.BundleSource
+	ui    chooser
+}
+
+func (s senderCheck) Load(ctx context.Context) (*appliance.Bundle, error) {
+	b, err := s.inner.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fp, sum := ur.Fingerprint(b.Request), tuf.SHA256Hex(b.Request)
+	ok, err := s.ui.Confirm(ctx, appliance.Confirmation{
+		Title: "compare the request fingerprint",
+		Text: fmt.Sprintf("From %s. Compare with the request fingerprint the sender printed; "+
+			"another one means the bundle was changed or swapped on the way.", b.Source),
+		Yes: "the same: review it", No: "different: stop",
+		Fingerprint: fp, SHA256: sum,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("the request fingerprint %s (sha256 %s) was not confirmed as the sender's: nothing was reviewed or signed; "+
+			"ask the sender for the bundle again and compare before going on", fp, sum)
+	}
+	b.Source += ", request fingerprint " + fp + " confirmed as the sender's"
+	return b, nil
 }

@@ -235,13 +235,13 @@ func rootFacts(root []byte) (int64, time.Time, error) {
 func bundleSource(app *tui.App, dir, usbDev, qrDir, work string) appliance.BundleSource {
 	switch {
 	case usbDev != "":
-		return usbBundle{ui: app, device: usbDev, work: work}
+		return senderCheck{usbBundle{ui: app, device: usbDev, work: work}, app}
 	case qrDir != "":
-		return qrBundle{ui: app, src: qrDirSource(qrDir), what: "QR frames in " + qrDir}
+		return senderCheck{qrBundle{ui: app, src: qrDirSource(qrDir), what: "QR frames in " + qrDir, work: work}, app}
 	case dir != "":
 		return folderBundle{dir: dir, work: work}
 	}
-	return usbBundle{ui: app, work: work}
+	return senderCheck{usbBundle{ui: app, work: work}, app}
 }
 
 // exportSink writes the response folder, then, when a device is given, the

@@ -272,6 +272,7 @@ func cmdGateBundle(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	fmt.Fprintf(stderr, "airlock gate bundle: %s version %d, sha256 %s, %d files -> %s\n", req.Role, p.Version, p.SHA256, len(b.Files), *out)
+	printRequestFingerprint(stderr, "airlock gate bundle", *out)
 	return nil
 }
 

@@ -14,14 +14,18 @@ import (
 
 	"airlock.dev/airlock/internal/cli"
 	"airlock.dev/airlock/internal/safetext"
+	"airlock.dev/airlock/transfer/bundle"
 	"airlock.dev/airlock/transfer/qr"
 	"airlock.dev/airlock/transfer/ur"
 )
 
-const qrUsage = `usage: airlock qr show FILE [--png DIR] [--fps N] [--fragment N] [--frames N] [--loop]
+const qrUsage = `usage: airlock qr show FILE|BUNDLE [--png DIR] [--fps N] [--fragment N] [--frames N] [--loop]
        airlock qr scan (--images DIR | --zbarcam [--device /dev/videoN] | --device /dev/videoN | --lines FILE|-) --out FILE
 
-show sends FILE (a request or a signature response) as an animated,
+show sends FILE (a request or a signature response), or the QR part of the
+release bundle folder BUNDLE (request.json and the provenance bundles packed
+together; artifacts stay behind and go by USB when the content is to be
+reviewed), as an animated,
 fountain-coded QR code (Blockchain Commons UR): in the terminal, drawn with
 half blocks in explicit black and white, or as PNG frames written into DIR.
 Each frame carries part of the message; the receiver needs only enough of
@@ -33,6 +37,7 @@ Sources: a folder of PNG/JPEG images, zbarcam on a camera, a V4L2 camera
 read directly, or lines of decoded symbols (zbarcam --raw output; - is stdin).
 
 examples:
+  airlock qr show bundle
   airlock qr show response.json
   airlock qr show response.json --png frames --frames 60
   airlock qr scan --zbarcam --device /dev/video0 --out response.json
@@ -98,8 +103,13 @@ func qrShow(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return cli.Usagef("--loop shows frames until interrupted; drop --frames or --loop")
 	}
 	file := fs.Arg(0)
-	msg, err := readCapped(file, ur.MaxEncodeLen)
-	if err != nil {
+	var msg []byte
+	if st, err := os.Stat(file); err == nil && st.IsDir() {
+		msg, err = packQR(file, stderr)
+		if err != nil {
+			return err
+		}
+	} else if msg, err = readCapped(file, ur.MaxEncodeLen); err != nil {
 		return err
 	}
 	if len(msg) == 0 {
@@ -307,3 +317,21 @@ func qrScan(ctx context.Context, args []string, stderr io.Writer) error {
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", " ") }
+
+// packQR packs the QR part of the bundle folder dir and says what it holds
+// and what it leaves behind.
+func packQR(dir string, stderr io.Writer) ([]byte, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer root.Close()
+	msg, m, err := bundle.WriteQR(root.FS())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", dir, err)
+	}
+	fmt.Fprintf(stderr, "airlock qr show: %s: request.json and %d provenance files, %d bytes packed; artifacts are not sent: carry the bundle by USB for a content review\n",
+		dir, len(m.Files)-1, len(msg))
+	fmt.Fprintf(stderr, "airlock qr show: request fingerprint: %s (the appliance shows it after the import: compare)\n", ur.Fingerprint(m.Document))
+	return msg, nil
+}

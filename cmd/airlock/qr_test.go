@@ -14,6 +14,7 @@ import (
 
 	"airlock.dev/airlock/hsm"
 	"airlock.dev/airlock/internal/online"
+	"airlock.dev/airlock/transfer/bundle"
 	"airlock.dev/airlock/transfer/ur"
 	"airlock.dev/airlock/tuf"
 )
@@ -222,5 +223,45 @@ func TestQRUsage(t *testing.T) {
 		{1, "empty; nothing to show", []string{"qr", "show", empty}},
 	} {
 		mustFail(t, tc.code, tc.want, tc.args...)
+	}
+}
+
+// qr show BUNDLE sends the request with its provenance, never the
+// artifacts, and prints the request fingerprint the appliance shows.
+func TestQRShowBundleFolder(t *testing.T) {
+	dir := t.TempDir()
+	b := filepath.Join(dir, "bundle")
+	for name, data := range map[string]string{
+		"request.json":               `{"format":"airlock-request/1"}`,
+		"artifacts/a-1.0.0.tgz":      strings.Repeat("A", 5000),
+		"provenance/a.sigstore.json": `{"mediaType":"application/vnd.dev.sigstore.bundle+json;version=0.2"}`,
+	} {
+		p := filepath.Join(b, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	frames := filepath.Join(dir, "frames")
+	r := mustRun(t, "qr", "show", b, "--png", frames)
+	for _, want := range []string{"request.json and 1 provenance files", "artifacts are not sent", "request fingerprint: " + ur.Fingerprint([]byte(`{"format":"airlock-request/1"}`))} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("qr show BUNDLE does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	out := filepath.Join(dir, "received")
+	mustRun(t, "qr", "scan", "--images", frames, "--out", out)
+	msg, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bundle.IsQRTar(msg) || bytes.Contains(msg, []byte("AAAA")) {
+		t.Fatalf("the received message is not the packed request and provenance (%d bytes)", len(msg))
+	}
+	m, err := bundle.ImportQR(msg, filepath.Join(dir, "in"), bundle.Options{})
+	if err != nil || len(m.Files) != 2 {
+		t.Fatalf("import of the received message: %v %+v", err, m)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +18,8 @@ import (
 	"airlock.dev/airlock/hsm"
 	"airlock.dev/airlock/internal/cli"
 	"airlock.dev/airlock/internal/online"
+	"airlock.dev/airlock/transfer/bundle"
+	"airlock.dev/airlock/transfer/ur"
 	"airlock.dev/airlock/tuf"
 )
 
@@ -222,6 +225,7 @@ examples:
 			return err
 		}
 		fmt.Fprintf(stderr, "airlock delegate: wrote bundle %s for %s version %d\n", *out, *delegator, next.Signed.Version)
+		printRequestFingerprint(stderr, "airlock delegate", *out)
 		return nil
 	}
 	signers, err := cli.OpenKeys(ctx, signKeys, p)
@@ -351,6 +355,7 @@ examples:
 	}
 	p, _ := b.Request.Payload()
 	fmt.Fprintf(stderr, "airlock bundle create: %s version %d, sha256 %s, %d files -> %s\n", *role, p.Version, p.SHA256, len(b.Files), *out)
+	printRequestFingerprint(stderr, "airlock bundle create", *out)
 	return nil
 }
 
@@ -531,4 +536,17 @@ func combineSigners(repo *tuf.Repository, req *tuf.Request) (*tuf.Delegation, er
 	}
 	d, _, _, err := tuf.RootRotationSigners(cur, p.Root)
 	return d, err
+}
+
+// printRequestFingerprint prints the fingerprint of the request.json just
+// written into the bundle folder dir: the appliance shows the same four
+// words after the import and the operator compares them, so a stick or QR
+// stream swapped on the way is caught before the review.
+func printRequestFingerprint(w io.Writer, cmd, dir string) {
+	b, err := readCapped(filepath.Join(dir, bundle.RequestFile), tuf.MaxRequestBytes)
+	if err != nil {
+		fmt.Fprintf(w, "%s: cannot read back the request for its fingerprint: %v\n", cmd, err)
+		return
+	}
+	fmt.Fprintf(w, "%s: request fingerprint: %s (the appliance shows it after the import: compare)\n", cmd, ur.Fingerprint(b))
 }

@@ -95,6 +95,7 @@ example:
 	r, rr := p.Root.Signed.Roles[*role], p.Root.Signed.Roles[metadata.ROOT]
 	fmt.Fprintf(stderr, "airlock root: wrote bundle %s for root version %d (%s %d-of-%d, root %d-of-%d, expires %s); sign it on the appliance with a threshold of the current and of the new root keys\n",
 		*out, p.Version, *role, r.Threshold, len(r.KeyIDs), rr.Threshold, len(rr.KeyIDs), p.Expires.UTC().Format(time.DateOnly))
+	printRequestFingerprint(stderr, "airlock root", *out)
 	return nil
 }
 
