@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	"github.com/gdamore/tcell/v2"
 
 	"airlock.dev/airlock/internal/appdemo"
+	"airlock.dev/airlock/transfer/ur"
 	"airlock.dev/airlock/tuf"
 	"airlock.dev/airlock/tui"
 )
@@ -460,12 +464,38 @@ func TestKeyTypoRefusedAtStart(t *testing.T) {
 	}
 }
 
+// demoStick puts the demo bundle on a FAT32 image, as CI hands it over.
+func demoStick(t *testing.T, d *appdemo.Demo) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "stick.img")
+	if o, err := exec.Command("mkfs.vfat", "-F", "32", "-n", "TRANSFER", "-C", img, "40960").CombinedOutput(); err != nil {
+		t.Fatalf("mkfs.vfat (dosfstools, installed by scripts/install-test-deps.sh): %v %s", err, o)
+	}
+	if o, err := exec.Command("mcopy", "-s", "-i", img, d.Bundle, "::").CombinedOutput(); err != nil {
+		t.Fatalf("mcopy (mtools, installed by scripts/install-test-deps.sh): %v %s", err, o)
+	}
+	return img
+}
+
 // TestTUIRoutineReleaseKeystrokes counts the keys of the routine
-// two-holder release on the terminal ui (demo keys: no PINs or touches).
+// two-holder release on the terminal ui, from a USB stick as it arrives
+// from CI (demo keys: no PINs or touches): the date, the request
+// fingerprint compared with the sender's, two approvals, leave.
 // scripts/keystrokes.sh prints the count.
 func TestTUIRoutineReleaseKeystrokes(t *testing.T) {
-	s := startSim(t, nil)
-	s.approveAll()
+	s := startSim(t, func(r *tuiRun, d *appdemo.Demo) { r.bundleDir, r.usbDev = "", demoStick(t, d) })
+	req, err := os.ReadFile(filepath.Join(s.demo.Bundle, "request.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.wait("> 20")
+	s.key(tcell.KeyEnter)
+	s.wait(ur.Fingerprint(req))
+	s.approve() // the same as the sender's
+	for _, h := range s.demo.KeyHolders {
+		s.wait("approve sigstore version 1 - " + h)
+		s.approve()
+	}
 	s.wait("SIGNED")
 	s.key(tcell.KeyEnter) // leave
 	if err := s.finish(); err != nil {
@@ -474,6 +504,26 @@ func TestTUIRoutineReleaseKeystrokes(t *testing.T) {
 	t.Logf("routine two-holder release: %d keystrokes beyond PINs and touches (goal: at most 15)", s.keys)
 	if s.keys > 15 {
 		t.Errorf("routine release took %d keystrokes, goal is at most 15", s.keys)
+	}
+}
+
+// A request fingerprint the operator does not recognise stops the ceremony
+// before the review with that reason; nothing is signed or written.
+func TestTUISenderFingerprintDiffers(t *testing.T) {
+	s := startSim(t, func(r *tuiRun, d *appdemo.Demo) { r.bundleDir, r.usbDev = "", demoStick(t, d) })
+	s.wait("> 20")
+	s.key(tcell.KeyEnter)
+	s.wait("compare the request fingerprint")
+	s.press('r')
+	s.key(tcell.KeyEnter)
+	s.wait("REFUSED")
+	s.key(tcell.KeyEnter)
+	err := s.finish()
+	if err == nil || !strings.Contains(err.Error(), "was not confirmed as the sender's") {
+		t.Fatalf("the ceremony ended with %v, want the refusal for the request fingerprint", err)
+	}
+	if _, err := os.Stat(filepath.Join(s.demo.Out, "response.json")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a response was written after the request fingerprint was refused: %v", err)
 	}
 }
 
