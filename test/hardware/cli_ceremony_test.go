@@ -22,6 +22,7 @@ import (
 	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/hsm/attest"
 	"airlock.dev/airlock/hsm/tpm/tpmtest"
+	"airlock.dev/airlock/internal/testrig"
 	"airlock.dev/airlock/tuf"
 )
 
@@ -110,7 +111,7 @@ func TestApplianceSignCommandWithHardwareKeys(t *testing.T) {
 	r.policy.Roles[role] = rp
 	st := r.state(true)
 	rel := r.bundle("1.0.0")
-	c, err := appliance.New(appliance.Config{State: st, UI: newScriptedUI(nil), Clock: r.clock(), Date: r.now, Bundle: dirBundle(rel.dir)})
+	c, err := appliance.New(appliance.Config{State: st, UI: testrig.NewScriptedUI(nil), Clock: r.clock(), Date: r.now, Bundle: testrig.DirBundle(rel.dir)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestApplianceSignCommandWithHardwareKeys(t *testing.T) {
 		t.Helper()
 		m, s := openPTY(t)
 		out = filepath.Join(r.dir, "cli-out-"+time.Now().Format("150405.000000000"))
-		cmd := exec.Command(bin, "sign", "--state", stateDir, rel.dir, "--key", r.ykURI.String(), "--key", r.tpmURI.String(),
+		cmd := exec.Command(bin, "sign", "--state", stateDir, rel.dir, "--key", r.YubiKeyURI.String(), "--key", r.TPMURI.String(),
 			"--out", out, "--date", r.now.Format(time.DateOnly), "--confirm-fingerprint", rev.SHA256)
 		var so, se bytes.Buffer
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = s, &so, &se
@@ -161,7 +162,7 @@ func TestApplianceSignCommandWithHardwareKeys(t *testing.T) {
 	}
 
 	// A wrong YubiKey PIN: exit status 1 saying how many tries are left.
-	code, tty, _, stderr, _ := sign(answer{prompt: "PIN for " + alice + " (" + r.ykURI.String() + ") [3 tries left]: ", typed: "000000"})
+	code, tty, _, stderr, _ := sign(answer{prompt: "PIN for " + alice + " (" + r.YubiKeyURI.String() + ") [3 tries left]: ", typed: "000000"})
 	if code != 1 || !strings.Contains(stderr, "wrong pin: 2 retries left before the key is blocked") {
 		t.Fatalf("wrong pin: exit %d, stderr:\n%s\nterminal:\n%s", code, stderr, tty)
 	}
@@ -172,12 +173,12 @@ func TestApplianceSignCommandWithHardwareKeys(t *testing.T) {
 	// Both PINs right; the prompt shows Alice's 2 tries left and the touch
 	// prompt names her.
 	code, tty, stdout, stderr, out := sign(
-		answer{prompt: "PIN for " + alice + " (" + r.ykURI.String() + ") [2 tries left]: ", typed: yubiKeyPIN},
-		answer{prompt: "PIN for " + bob + " (" + r.tpmURI.String() + ") [", typed: tpmPIN})
+		answer{prompt: "PIN for " + alice + " (" + r.YubiKeyURI.String() + ") [2 tries left]: ", typed: yubiKeyPIN},
+		answer{prompt: "PIN for " + bob + " (" + r.TPMURI.String() + ") [", typed: tpmPIN})
 	if code != 0 {
 		t.Fatalf("exit %d, stderr:\n%s\nterminal:\n%s", code, stderr, tty)
 	}
-	if !strings.Contains(stderr, alice+": touch the key "+r.ykURI.String()+" now") || !strings.Contains(stdout, "by 2 holders") {
+	if !strings.Contains(stderr, alice+": touch the key "+r.YubiKeyURI.String()+" now") || !strings.Contains(stdout, "by 2 holders") {
 		t.Errorf("stdout:\n%s\nstderr:\n%s", stdout, stderr)
 	}
 	b, err := os.ReadFile(filepath.Join(out, appliance.ResponseFile))

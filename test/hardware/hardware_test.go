@@ -28,54 +28,20 @@ import (
 	"airlock.dev/airlock/hsm"
 	"airlock.dev/airlock/hsm/attest"
 	"airlock.dev/airlock/hsm/hsmtest"
-	"airlock.dev/airlock/hsm/piv"
-	"airlock.dev/airlock/hsm/piv/pivemu"
-	"airlock.dev/airlock/hsm/piv/pivtest"
-	"airlock.dev/airlock/hsm/tpm"
 	"airlock.dev/airlock/hsm/tpm/tpmtest"
 	"airlock.dev/airlock/internal/gotuf"
 	"airlock.dev/airlock/internal/online"
+	"airlock.dev/airlock/internal/testrig"
 	"airlock.dev/airlock/tuf"
 )
 
 const (
 	yubiKeySerial = 7300001
-	yubiKeyPIN    = "123456"
+	yubiKeyPIN    = testrig.YubiKeyPIN
 	tpmPIN        = "tpm-pin-4821"
 	tpmHandle     = 0x81000010
 	role          = "release"
 )
-
-func pins(p string, n int) [][]byte {
-	var out [][]byte
-	for range n {
-		out = append(out, []byte(p))
-	}
-	return out
-}
-
-func open(t *testing.T, uri hsm.URI, p hsm.Prompter) hsm.Signer {
-	t.Helper()
-	s, err := hsm.Open(context.Background(), uri, p)
-	if err != nil {
-		t.Fatalf("open %s: %v", uri, err)
-	}
-	t.Cleanup(func() {
-		if c, ok := s.(hsm.Closer); ok {
-			c.Close()
-		}
-	})
-	return s
-}
-
-func fileKey(t *testing.T, dir, name string) hsm.Signer {
-	t.Helper()
-	s, err := hsm.GenerateFileKey(filepath.Join(dir, name+".pem"), hsm.ECDSAP256, name, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
 
 // tufjs fetches target with tuf-js; it returns the bytes, or the client's
 // refusal.
@@ -109,79 +75,21 @@ func TestThresholdYubiKeyAndTPM(t *testing.T) {
 	dir := t.TempDir()
 
 	// The YubiKey holder: an emulated card with a throwaway attestation CA,
-	// reached through pcscd and vpcd.
-	env := pivtest.Start(t)
-	ca, err := pivemu.NewAttestationCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	card, err := pivemu.New(pivemu.Config{Serial: yubiKeySerial, CA: ca})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(card.Remove)
-	env.Insert(t, card, 0)
-	ye, err := piv.Enroll(ctx, yubiKeySerial, piv.EnrollOptions{Holder: "Alice Example", Prompter: &hsmtest.ScriptedPrompter{PINs: pins(yubiKeyPIN, 1)}})
-	if err != nil {
-		t.Fatalf("enrol yubikey: %v", err)
-	}
-	if err := ye.Signer.(hsm.Closer).Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	// The TPM holder: a key in a fresh swtpm, and the TPM's attestation key
-	// pinned as an appliance does when it is provisioned.
-	dev := tpmtest.Swtpm(t)
-	te, err := tpm.Enroll(ctx, dev, tpm.EnrollOptions{Handle: tpmHandle, PIN: []byte(tpmPIN), Holder: "Bob Example"})
-	if err != nil {
-		t.Fatalf("enrol tpm: %v", err)
-	}
-	ak, err := tpm.AttestationKey(ctx, dev)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	ykPrompter := &hsmtest.ScriptedPrompter{PINs: pins(yubiKeyPIN, 8)}
-	tpmPrompter := &hsmtest.ScriptedPrompter{PINs: pins(tpmPIN, 8)}
-	yk := open(t, ye.URI, ykPrompter)
-	tk := open(t, te.URI, tpmPrompter)
+	// reached through pcscd and vpcd. The TPM holder: a key in a fresh
+	// swtpm, and the TPM's attestation key pinned as an appliance does
+	// when it is provisioned.
+	h := testrig.Start(t, testrig.Config{Serial: yubiKeySerial, TPM: tpmtest.Swtpm, TPMHandle: tpmHandle, TPMPIN: tpmPIN})
+	ca, ak := h.CA, h.TPMAK
 
 	// Repository: development keys for root, targets and the online role;
 	// the release role is delegated 2-of-2 to the two hardware keys.
-	root, targets, onlineKey := fileKey(t, dir, "root"), fileKey(t, dir, "targets"), fileKey(t, dir, "online")
-	repoDir := filepath.Join(dir, "repo")
-	repo, err := tuf.Init(repoDir, tuf.InitOptions{
-		Root: []hsm.Signer{root}, RootThreshold: 1, Targets: []hsm.Signer{targets}, TargetsThreshold: 1,
-		Online: onlineKey, Now: now,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	next, err := repo.NextTargets("targets", now.Add(30*24*time.Hour))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var keys []*metadata.Key
-	for _, s := range []hsm.Signer{yk, tk} {
-		k, err := tuf.KeyFromSigner(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, k)
-	}
-	if err := tuf.SetDelegation(next, tuf.DelegationSpec{Name: role, Keys: keys, Threshold: 2, Paths: []string{"app/*"}, Terminating: true}); err != nil {
-		t.Fatal(err)
-	}
-	td, err := repo.Delegation("targets")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tuf.SignAll(next, td, []hsm.Signer{targets}); err != nil {
-		t.Fatal(err)
-	}
-	if err := repo.CommitTargets("targets", next, onlineKey, now); err != nil {
-		t.Fatal(err)
-	}
+	r := h.Repository(t, dir, now, tuf.DelegationSpec{Name: role, Paths: []string{"app/*"}, Terminating: true})
+	repo, repoDir, onlineKey := r.Repository, r.Dir, r.Online
+
+	ykPrompter := &hsmtest.ScriptedPrompter{PINs: testrig.PINs(testrig.YubiKeyPIN, 8)}
+	tpmPrompter := &hsmtest.ScriptedPrompter{PINs: testrig.PINs(tpmPIN, 8)}
+	yk := testrig.Open(t, h.YubiKeyURI, ykPrompter)
+	tk := testrig.Open(t, h.TPMURI, tpmPrompter)
 
 	t.Run("attestations in the delegation verify", func(t *testing.T) {
 		d, err := repo.Delegation(role)
@@ -263,7 +171,7 @@ func TestThresholdYubiKeyAndTPM(t *testing.T) {
 		return r
 	}
 
-	rootFile := filepath.Join(repoDir, "metadata", "1.root.json")
+	rootFile := r.RootFile
 	rootBytes, err := os.ReadFile(rootFile)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"airlock.dev/airlock/appliance"
 	"airlock.dev/airlock/hsm/tpm/tpmtest"
+	"airlock.dev/airlock/internal/testrig"
 	"airlock.dev/airlock/tui"
 )
 
@@ -107,11 +108,11 @@ func (c *console) typeText(s string) {
 
 // run starts a ceremony on the console; the returned channel is closed when
 // it ends, after *o is set.
-func (c *console) run(r *rig, st *appliance.StateDir, rel release, o *outcome) chan struct{} {
+func (c *console) run(r *rig, st *appliance.StateDir, rel release, o *testrig.Outcome) chan struct{} {
 	ended := make(chan struct{})
 	go func() {
 		defer close(ended)
-		*o = r.ceremony(st, c.app, c.app, r.attestOptions(), rel)
+		*o = r.ceremony(st, c.app, c.app, r.AttestOptions(), rel)
 	}()
 	return ended
 }
@@ -165,14 +166,14 @@ func TestCeremonyTUIYubiKeyAndTPM(t *testing.T) {
 	// Alice types a wrong PIN: the prompt showed 3 tries, the refusal
 	// says 2 are left, and nothing asked her to touch.
 	c := newConsole(t)
-	var o outcome
+	var o testrig.Outcome
 	ended := c.run(r, st, rel, &o)
 	c.approve(ended, version)
 	c.wait(ended, "PIN for "+alice, "3 tries left", alice+" entering PIN (3 tries left)")
 	c.typeText("000000")
 	screen := c.wait(ended, "REFUSED", "wrong pin: 2 retries left before the key is blocked", "Nothing was signed.")
 	c.wait1(ended)
-	o.refused(t, appliance.RuleSign, "wrong pin: 2 retries left")
+	o.Refused(t, appliance.RuleSign, "wrong pin: 2 retries left")
 	if strings.Contains(screen, "000000") {
 		t.Fatalf("the PIN typed is on the screen:\n%s", screen)
 	}
@@ -189,25 +190,25 @@ func TestCeremonyTUIYubiKeyAndTPM(t *testing.T) {
 		raw, _ := c.text()
 		touchShown <- raw
 	}
-	r.onTouch.Store(&hook)
+	r.OnTouch.Store(&hook)
 	ended = c.run(r, st, rel, &o)
 	c.approve(ended, version)
 	c.wait(ended, "PIN for "+alice, "2 tries left")
 	c.typeText(yubiKeyPIN)
 	select {
 	case raw := <-touchShown:
-		if !strings.Contains(raw, "TOUCH YOUR KEY") || !strings.Contains(raw, alice+": touch "+r.ykURI.String()) {
+		if !strings.Contains(raw, "TOUCH YOUR KEY") || !strings.Contains(raw, alice+": touch "+r.YubiKeyURI.String()) {
 			t.Fatalf("the card waited for a touch but the screen did not ask %s for it:\n%s", alice, raw)
 		}
 	case <-ended:
-		t.Fatalf("the ceremony ended before the card asked for a touch: %v", o.err)
+		t.Fatalf("the ceremony ended before the card asked for a touch: %v", o.Err)
 	}
 	c.wait(ended, "PIN for "+bob, "tries left")
 	c.typeText(tpmPIN)
 	c.wait(ended, "SIGNED", "Approved by "+alice+", "+bob, "Signatures 2")
 	c.wait1(ended)
-	r.onTouch.Store(nil)
-	r.publish(t, rel, o.response(t))
+	r.OnTouch.Store(nil)
+	r.publish(t, rel, o.Response(t))
 
 	// An appliance that does not trust the TPM's attestation key refuses
 	// before anyone is asked anything.
@@ -215,16 +216,16 @@ func TestCeremonyTUIYubiKeyAndTPM(t *testing.T) {
 	version++
 	c = newConsole(t)
 	ended = c.run(r, r.state(false), rel, &o)
-	screen = c.wait(ended, "REFUSED", "rule attestation", "key "+r.tpmURI.String()+": attestation does not verify")
+	screen = c.wait(ended, "REFUSED", "rule attestation", "key "+r.TPMURI.String()+": attestation does not verify")
 	c.wait1(ended)
-	o.refused(t, appliance.RuleAttestation, "attestation does not verify")
+	o.Refused(t, appliance.RuleAttestation, "attestation does not verify")
 	if strings.Contains(screen, "PIN for") || strings.Contains(screen, "approve "+role) {
 		t.Fatalf("a holder was asked before the attestations were checked:\n%s", screen)
 	}
 
 	// Alice does not touch in time: the card gives up and the screen says
 	// why; then the card is pulled while it waits for her touch.
-	r.timeOut.Store(true)
+	r.TimeOut.Store(true)
 	c = newConsole(t)
 	ended = c.run(r, st, rel, &o)
 	c.approve(ended, version)
@@ -232,10 +233,10 @@ func TestCeremonyTUIYubiKeyAndTPM(t *testing.T) {
 	c.typeText(yubiKeyPIN)
 	c.wait(ended, "REFUSED", "rule sign", "the yubikey refused to sign: it was not touched in time")
 	c.wait1(ended)
-	o.refused(t, appliance.RuleSign, "it was not touched in time")
+	o.Refused(t, appliance.RuleSign, "it was not touched in time")
 
-	pull := func() { r.card.Remove() }
-	r.onTouch.Store(&pull)
+	pull := func() { r.Card.Remove() }
+	r.OnTouch.Store(&pull)
 	c = newConsole(t)
 	ended = c.run(r, st, rel, &o)
 	c.approve(ended, version)
@@ -243,12 +244,12 @@ func TestCeremonyTUIYubiKeyAndTPM(t *testing.T) {
 	c.typeText(yubiKeyPIN)
 	c.wait(ended, "REFUSED", "rule sign", "the yubikey stopped answering", "insert the key and try again")
 	c.wait1(ended)
-	r.onTouch.Store(nil)
-	o.refused(t, appliance.RuleSign, "insert the key and try again")
+	r.OnTouch.Store(nil)
+	o.Refused(t, appliance.RuleSign, "insert the key and try again")
 
 	// Reinserted, the same bytes are signed.
-	r.env.WaitGone(t, r.card)
-	r.env.Insert(t, r.card, 0)
+	r.Env.WaitGone(t, r.Card)
+	r.Env.Insert(t, r.Card, 0)
 	c = newConsole(t)
 	ended = c.run(r, st, rel, &o)
 	c.approve(ended, version)
@@ -258,5 +259,5 @@ func TestCeremonyTUIYubiKeyAndTPM(t *testing.T) {
 	c.typeText(tpmPIN)
 	c.wait(ended, "SIGNED", "Signatures 2")
 	c.wait1(ended)
-	o.response(t)
+	o.Response(t)
 }

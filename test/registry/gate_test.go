@@ -2,17 +2,18 @@
 // real components on 127.0.0.1: Verdaccio 6.8.0 (pinned in package.json,
 // installed by scripts/install-test-deps.sh) as the upstream registry, the
 // real npm CLI staging the tuf-js 1.0.0 release through the gate, the
-// airlock binary as gate, bundle, submit, wait, client and monitor, a
-// two-holder signature with an emulated YubiKey (pcscd + vpcd) and a key in
-// swtpm, tuf-js fetching from the gate's TUF repository, and npm's pacote
-// checking the gate's registry signature. It runs on SQLite and on
-// PostgreSQL.
+// airlock binary as gate, bundle, submit, wait, client and monitor, the
+// appliance's signing ceremony where two holders approve the gate's bundle
+// and sign it with an emulated YubiKey (pcscd + vpcd) and a key in swtpm,
+// tuf-js fetching from the gate's TUF repository, and npm's pacote checking
+// the gate's registry signature. The gate runs as in production (no --dev):
+// it takes only responses the appliance made with hardware keys. It runs on
+// SQLite and on PostgreSQL.
 package registry_test
 
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/sha1"
 	"crypto/sha512"
 	"encoding/base64"
@@ -26,6 +27,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -33,25 +35,22 @@ import (
 	"testing"
 	"time"
 
-	"github.com/theupdateframework/go-tuf/v2/metadata"
-
-	"airlock.dev/airlock/hsm"
-	"airlock.dev/airlock/hsm/hsmtest"
-	"airlock.dev/airlock/hsm/piv"
-	"airlock.dev/airlock/hsm/piv/pivemu"
-	"airlock.dev/airlock/hsm/piv/pivtest"
-	"airlock.dev/airlock/hsm/tpm"
+	"airlock.dev/airlock/appliance"
+	"airlock.dev/airlock/appliance/provenance"
 	"airlock.dev/airlock/hsm/tpm/tpmtest"
 	"airlock.dev/airlock/internal/online"
+	"airlock.dev/airlock/internal/testrig"
 	"airlock.dev/airlock/registry/pgtest"
 	"airlock.dev/airlock/tuf"
 )
 
 const (
-	fixture       = "../../registry/testdata/tuf-js-1.0.0.tgz"
-	provFixture   = "../../registry/testdata/tuf-js@1.0.0.provenance.sigstore.json"
+	fixture     = "../../registry/testdata/tuf-js-1.0.0.tgz"
+	provFixture = "../../registry/testdata/tuf-js@1.0.0.provenance.sigstore.json"
+	// trustedRoot is the Sigstore trusted root the appliance is provisioned
+	// with to verify the release's provenance.
+	trustedRoot   = "../../appliance/testdata/trusted_root.json"
 	yubiKeySerial = 7300021
-	yubiKeyPIN    = "123456"
 	tpmPIN        = "tpm-pin-9312"
 	tpmHandle     = 0x81000011
 	npmUser       = "alice"
@@ -313,103 +312,69 @@ func run(t *testing.T, dir string, env []string, name string, args ...string) (s
 	return string(out), 0
 }
 
-type holders struct {
-	yk, tk hsm.Signer
-}
-
-func pins(p string, n int) [][]byte {
-	var out [][]byte
-	for range n {
-		out = append(out, []byte(p))
-	}
-	return out
-}
-
-// hardware sets up the two holders: an emulated YubiKey through pcscd and
-// vpcd, and a key in swtpm.
-func hardware(t *testing.T) holders {
-	ctx := context.Background()
-	env := pivtest.Start(t)
-	ca, err := pivemu.NewAttestationCA()
-	if err != nil {
-		t.Fatal(err)
-	}
-	card, err := pivemu.New(pivemu.Config{Serial: yubiKeySerial, CA: ca})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(card.Remove)
-	env.Insert(t, card, 0)
-	ye, err := piv.Enroll(ctx, yubiKeySerial, piv.EnrollOptions{Holder: "Alice Example", Prompter: &hsmtest.ScriptedPrompter{PINs: pins(yubiKeyPIN, 1)}})
-	if err != nil {
-		t.Fatalf("enrol yubikey: %v", err)
-	}
-	if err := ye.Signer.(hsm.Closer).Close(); err != nil {
-		t.Fatal(err)
-	}
-	dev := tpmtest.Swtpm(t)
-	te, err := tpm.Enroll(ctx, dev, tpm.EnrollOptions{Handle: tpmHandle, PIN: []byte(tpmPIN), Holder: "Bob Example"})
-	if err != nil {
-		t.Fatalf("enrol tpm: %v", err)
-	}
-	open := func(uri hsm.URI, pin string) hsm.Signer {
-		s, err := hsm.Open(ctx, uri, &hsmtest.ScriptedPrompter{PINs: pins(pin, 32)})
-		if err != nil {
-			t.Fatalf("open %s: %v", uri, err)
-		}
-		t.Cleanup(func() {
-			if c, ok := s.(hsm.Closer); ok {
-				c.Close()
-			}
-		})
-		return s
-	}
-	return holders{yk: open(ye.URI, yubiKeyPIN), tk: open(te.URI, tpmPIN)}
-}
-
-// repository makes the TUF repository the gate imports: development keys
-// for root, targets and the online role; role tuf-js delegated 2-of-2 to
-// the two hardware keys for npm's tarball paths of tuf-js.
-func repository(t *testing.T, h holders) (dir, onlineKey string) {
+// hardware sets up the two holders, an emulated YubiKey through pcscd and
+// vpcd and a key in swtpm, and the TUF repository the gate imports:
+// development keys for root, targets and the online role; role tuf-js
+// delegated 2-of-2 to the two hardware keys for npm's tarball paths of
+// tuf-js.
+func hardware(t *testing.T) (*testrig.Hardware, *testrig.Repo) {
 	t.Helper()
-	base := t.TempDir()
-	now := time.Now()
-	key := func(name string) hsm.Signer {
-		s, err := hsm.GenerateFileKey(filepath.Join(base, name+".pem"), hsm.ECDSAP256, name, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	root, targets, onl := key("root"), key("targets"), key("online")
-	dir = filepath.Join(base, "repo")
-	repo, err := tuf.Init(dir, tuf.InitOptions{Root: []hsm.Signer{root}, RootThreshold: 1, Targets: []hsm.Signer{targets}, TargetsThreshold: 1, Online: onl, Now: now})
+	h := testrig.Start(t, testrig.Config{Serial: yubiKeySerial, TPM: tpmtest.Swtpm, TPMHandle: tpmHandle, TPMPIN: tpmPIN})
+	repo := h.Repository(t, t.TempDir(), time.Now(), tuf.DelegationSpec{Name: "tuf-js", Paths: []string{"tuf-js/-/*"}})
+	return h, repo
+}
+
+// appliancePolicy is the appliance's policy for role tuf-js: Alice and Bob
+// approve with attested hardware keys, and the release's provenance must
+// show tuf-js's own publish workflow on a version tag.
+func appliancePolicy() appliance.Policy {
+	rp := testrig.RolePolicy()
+	rp.Provenance = &appliance.ProvenancePolicy{Package: "tuf-js", Require: true, Publishers: []appliance.Publisher{{
+		Issuer: provenance.GitHubActionsIssuer, Repository: "https://github.com/theupdateframework/tuf-js",
+		WorkflowPath: ".github/workflows/publish.yml", Refs: []string{"refs/tags/v*"},
+	}}}
+	return appliance.Policy{Format: appliance.PolicyFormat, Roles: map[string]appliance.RolePolicy{"tuf-js": rp}}
+}
+
+// ceremony takes the bundle folder to a new appliance provisioned with the
+// repository's root, the policy, the Sigstore trusted root, the TPM's
+// attestation key and the emulator's attestation CA as its PIV roots; both
+// holders approve and sign, and the response folder (response.json and the
+// ceremony record) is exported. It returns the folder and its response.
+func ceremony(t *testing.T, h *testrig.Hardware, repo *testrig.Repo, bundle, work string) (string, *tuf.Response) {
+	t.Helper()
+	tr, err := os.ReadFile(trustedRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
-	next, err := repo.NextTargets("targets", now.Add(30*24*time.Hour))
+	st := h.State(t, work, testrig.Provision{RootFile: repo.RootFile, Policy: appliancePolicy(), PinAK: true, PIVRoots: true,
+		Edit: func(p *appliance.Provision) { p.TrustedRoot = tr }}, appliance.SystemClock)
+	ui := testrig.NewScriptedUI(h.PINsByHolder())
+	// No trust anchors besides the state's: Yubico's roots are shipped,
+	// the emulator's CA and the TPM's key come from init-state.
+	o := h.Run(t, testrig.Ceremony{State: st, UI: ui, Bundle: bundle, Out: work})
+	resp := o.Response(t)
+	if !slices.Equal(ui.Confirms, []string{testrig.Alice, testrig.Bob}) {
+		t.Errorf("confirmations by %v, want %s then %s", ui.Confirms, testrig.Alice, testrig.Bob)
+	}
+	if got := ui.TouchHolders(t); !slices.Equal(got, []string{testrig.Alice}) {
+		t.Errorf("touch prompts for %v, want %s", got, testrig.Alice)
+	}
+	return o.Out, resp
+}
+
+// responseFile writes r as a response file in dir.
+func responseFile(t *testing.T, dir, name string, r *tuf.Response) string {
+	t.Helper()
+	b, err := r.Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var keys []*metadata.Key
-	for _, s := range []hsm.Signer{h.yk, h.tk} {
-		k, err := tuf.KeyFromSigner(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys = append(keys, k)
-	}
-	if err := tuf.SetDelegation(next, tuf.DelegationSpec{Name: "tuf-js", Keys: keys, Threshold: 2, Paths: []string{"tuf-js/-/*"}}); err != nil {
+	p := filepath.Join(dir, name+".json")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	td, _ := repo.Delegation("targets")
-	if err := tuf.SignAll(next, td, []hsm.Signer{targets}); err != nil {
-		t.Fatal(err)
-	}
-	if err := repo.CommitTargets("targets", next, onl, now); err != nil {
-		t.Fatal(err)
-	}
-	return dir, "file:" + filepath.Join(base, "online.pem")
+	return p
 }
 
 // provenanceDocument is the publish document npm sends for tuf-js 1.0.0
@@ -499,22 +464,19 @@ const [registry, spec] = process.argv.slice(2);
 func TestGateVerdaccio(t *testing.T) {
 	checkNPM(t)
 	bin := airlock(t)
-	h := hardware(t)
-	repoDir, onlineKey := repository(t, h)
+	h, repo := hardware(t)
 	for _, store := range []string{"sqlite", "postgres"} {
 		t.Run(store, func(t *testing.T) {
 			spec := "sqlite:" + filepath.Join(t.TempDir(), "gate.db")
 			if store == "postgres" {
 				spec = pgtest.Start(t)
 			}
-			gateEndToEnd(t, bin, h, repoDir, onlineKey, spec)
+			gateEndToEnd(t, bin, h, repo, spec)
 		})
 	}
 }
 
-func gateEndToEnd(t *testing.T, bin string, h holders, repoDir, onlineKey, storeSpec string) {
-	ctx := context.Background()
-	_ = ctx
+func gateEndToEnd(t *testing.T, bin string, h *testrig.Hardware, repo *testrig.Repo, storeSpec string) {
 	tgz, err := os.ReadFile(fixture)
 	if err != nil {
 		t.Fatal(err)
@@ -525,8 +487,10 @@ func gateEndToEnd(t *testing.T, bin string, h holders, repoDir, onlineKey, store
 	}
 	upstream := verdaccio(t)
 	token := login(t, upstream)
-	gate := startGate(t, "--upstream", upstream, "--repo", repoDir, "--online-key", onlineKey, "--store", storeSpec,
-		"--listen", "127.0.0.1:0", "--dev")
+	// No --dev: the gate takes only responses an appliance ceremony made
+	// with hardware keys.
+	gate := startGate(t, "--upstream", upstream, "--repo", repo.Dir, "--online-key", repo.OnlineURI, "--store", storeSpec,
+		"--listen", "127.0.0.1:0")
 	work := t.TempDir()
 	gateHost := strings.TrimPrefix(gate.url, "http://")
 	npmrc := filepath.Join(work, "npmrc")
@@ -599,7 +563,9 @@ func gateEndToEnd(t *testing.T, bin string, h holders, repoDir, onlineKey, store
 	waited := make(chan error, 1)
 	go func() { waited <- waitCmd.Wait() }()
 
-	// The bundle goes to the holders; each signs with their key.
+	// The bundle goes to the appliance: both holders approve, Alice's
+	// YubiKey and Bob's TPM key sign, and the response folder with its
+	// ceremony record comes back.
 	bdir := filepath.Join(work, "bundle")
 	if out, code := run(t, work, nil, bin, "gate", "bundle", "--gate", gate.url, id, "--out", bdir); code != 0 {
 		t.Fatalf("airlock gate bundle: %d %s", code, out)
@@ -611,19 +577,26 @@ func gateEndToEnd(t *testing.T, bin string, h holders, repoDir, onlineKey, store
 	if len(req.Provenance) != 1 {
 		t.Fatalf("the bundle carries %d provenance files, want the release's bundle", len(req.Provenance))
 	}
-	respFile := func(name string, s hsm.Signer) string {
-		r, err := online.Sign(req, []hsm.Signer{s}, time.Now())
-		if err != nil {
-			t.Fatalf("sign with %s: %v", s.URI(), err)
-		}
-		b, _ := r.Marshal()
-		p := filepath.Join(work, name+".json")
-		os.WriteFile(p, b, 0o644)
-		return p
-	}
-	alice, bob := respFile("alice", h.yk), respFile("bob", h.tk)
+	signed, resp := ceremony(t, h, repo, bdir, work)
 
-	// One of two is refused with the reason; the stage stays staged.
+	// Alice's signature alone (the ceremony's response with Bob's cut out,
+	// as a response that lost a signature on its way arrives) is refused
+	// with the reason; the stage stays staged.
+	d, err := repo.Delegation("tuf-js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	partial := *resp
+	partial.Signatures, partial.Holders = nil, []string{testrig.Alice}
+	for _, s := range resp.Signatures {
+		if k, ok := d.Keys[s.KeyID]; ok && tuf.Holder(k) == testrig.Alice {
+			partial.Signatures = append(partial.Signatures, s)
+		}
+	}
+	if len(partial.Signatures) != 1 {
+		t.Fatalf("the ceremony's response has %d signatures by %s's key, want 1", len(partial.Signatures), testrig.Alice)
+	}
+	alice := responseFile(t, work, "alice", &partial)
 	out, code = run(t, work, nil, bin, "gate", "submit", "--gate", gate.url, id, alice)
 	if code != 1 || !strings.Contains(out, "threshold") {
 		t.Fatalf("one of two signatures: %d %s", code, out)
@@ -633,7 +606,16 @@ func gateEndToEnd(t *testing.T, bin string, h holders, repoDir, onlineKey, store
 	if item["state"] != "staged" || !strings.Contains(fmt.Sprint(item["reason"]), "threshold") {
 		t.Fatalf("after a partial submission the stage is %v", item)
 	}
-	out, code = run(t, work, nil, bin, "gate", "submit", "--gate", gate.url, id, alice, bob)
+	// Both signatures without the ceremony record's hash are not an
+	// appliance's response: the gate, not in development mode, refuses.
+	norecord := *resp
+	norecord.RecordSHA256 = ""
+	out, code = run(t, work, nil, bin, "gate", "submit", "--gate", gate.url, id, responseFile(t, work, "norecord", &norecord))
+	if code != 1 || !strings.Contains(out, "carries no ceremony record hash, so it was not made by the appliance") {
+		t.Fatalf("a response without a ceremony record: %d %s", code, out)
+	}
+	// The folder the appliance exported: published.
+	out, code = run(t, work, nil, bin, "gate", "submit", "--gate", gate.url, id, signed)
 	if code != 0 || !strings.Contains(out, "published") {
 		t.Fatalf("airlock gate submit: %d %s", code, out)
 	}
@@ -669,7 +651,7 @@ func gateEndToEnd(t *testing.T, bin string, h holders, repoDir, onlineKey, store
 	}
 
 	// tuf-js and airlock client fetch the target from the gate.
-	rootFile := filepath.Join(repoDir, "metadata", "1.root.json")
+	rootFile := repo.RootFile
 	target := "tuf-js/-/tuf-js-1.0.0.tgz"
 	tufjs, err := filepath.Abs("../interop/tufjs-fetch.js")
 	if err != nil {
