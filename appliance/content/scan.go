@@ -273,6 +273,17 @@ func scanText(b string, maxHits int) scanFacts {
 	}
 	prevVS := false
 	for i := 0; i < len(b); {
+		// Skip eight printable ASCII bytes at a time: most text is.
+		if i+8 <= len(b) {
+			w := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
+				uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
+			del := w ^ (0x7f * swarOnes)
+			if w&swarHigh == 0 && (w-0x20*swarOnes)&^w&swarHigh == 0 && (del-swarOnes)&^del&swarHigh == 0 {
+				prevVS = false
+				i += 8
+				continue
+			}
+		}
 		c := b[i]
 		if c < utf8.RuneSelf {
 			prevVS = false
@@ -316,6 +327,15 @@ func scanText(b string, maxHits int) scanFacts {
 	endLine(len(b))
 	return s
 }
+
+// Eight-byte masks for scanText: no byte of w is 0x80 or more when
+// w&swarHigh is 0, none is below 0x20 when (w-0x20*swarOnes)&^w&swarHigh is
+// also 0, and none is 0x7f when the same holds for w^(0x7f*swarOnes)
+// against swarOnes.
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
 
 func isVS(r rune) bool { return (r >= 0xfe00 && r <= 0xfe0f) || (r >= 0xe0100 && r <= 0xe01ef) }
 
