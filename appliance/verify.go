@@ -319,27 +319,29 @@ func artifactFromDigest(path string, tf *metadata.TargetFiles) (provenance.Artif
 func diffContent(files fs.FS, path string, f *bundleFile, prevFile string) (d *content.Diff, note string, missing bool) {
 	lim := content.DefaultLimits()
 	name := path[strings.LastIndex(path, "/")+1:]
-	nt, err := content.Read(name, f.r, f.size, lim)
+	cur := content.Artifact{Name: name, R: f.r, Size: f.size}
+	var prev *content.Artifact
+	if prevFile != "" {
+		pf, err := openCapped(files, prevFile, lim.MaxArchiveBytes)
+		if err != nil {
+			note, missing = "previous release could not be read: "+err.Error()+"; every file is shown as added", true
+		} else {
+			defer pf.Close()
+			prev = &content.Artifact{Name: prevFile[strings.LastIndex(prevFile, "/")+1:], R: pf.r, Size: pf.size}
+		}
+	} else {
+		note, missing = "no previous release in the bundle: every file is shown as added", true
+	}
+	d, err := content.CompareArtifacts(prev, cur, lim)
+	var ae *content.ArtifactError
+	if errors.As(err, &ae) && ae.Previous {
+		note, missing = "previous release could not be read: "+err.Error()+"; every file is shown as added", true
+		d, err = content.CompareArtifacts(nil, cur, lim)
+	}
 	if err != nil {
 		return nil, "content could not be read: " + err.Error(), false
 	}
-	var ot *content.Tree
-	if prevFile != "" {
-		pf, err := openCapped(files, prevFile, lim.MaxArchiveBytes)
-		if err == nil {
-			defer pf.Close()
-			pname := prevFile[strings.LastIndex(prevFile, "/")+1:]
-			ot, err = content.Read(pname, pf.r, pf.size, lim)
-		}
-		if err != nil {
-			note = "previous release could not be read: " + err.Error() + "; every file is shown as added"
-			ot, missing = nil, true
-		}
-	} else {
-		note = "no previous release in the bundle: every file is shown as added"
-		missing = true
-	}
-	return content.Compare(ot, nt, lim), note, missing
+	return d, note, missing
 }
 
 // bundleFile is a regular bundle file open for reading at offsets.

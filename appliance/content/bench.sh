@@ -2,6 +2,8 @@
 # bench.sh: time package content's diff of two real releases of a large npm
 # package against git diff --no-index --numstat on the same unpacked trees.
 # Needs the npm registry, git and /usr/bin/time (Debian package "time").
+# content-tgz compares the two .tgz files the way the appliance does
+# (CompareArtifacts); content-dirs reads the unpacked trees whole.
 # Usage: appliance/content/bench.sh [OLD_VERSION NEW_VERSION]
 set -eu
 export GOTOOLCHAIN=local
@@ -41,9 +43,9 @@ echo "content numstat total: $(awk '{a+=$1; r+=$2} END {printf "+%d -%d lines, %
 awk '
 	{ wall[$1]=$2; cpu[$1]=$3+$4; rss[$1]=$5; order[NR]=$1 }
 	END {
-		printf "%-13s %8s %8s %12s %10s %10s\n", "run", "wall s", "cpu s", "peak RSS MiB", "wall/git", "cpu/git"
+		printf "%-13s %8s %8s %12s %10s %10s %10s\n", "run", "wall s", "cpu s", "peak RSS MiB", "wall/git", "cpu/git", "RSS/git"
 		for (i = 1; i <= NR; i++) {
 			k = order[i]
-			printf "%-13s %8.2f %8.2f %12.1f %9.2fx %9.2fx\n", k, wall[k], cpu[k], rss[k]/1024, wall[k]/wall["git"], cpu[k]/cpu["git"]
+			printf "%-13s %8.2f %8.2f %12.1f %9.2fx %9.2fx %9.2fx\n", k, wall[k], cpu[k], rss[k]/1024, wall[k]/wall["git"], cpu[k]/cpu["git"], rss[k]/rss["git"]
 		}
 	}' "$work/results"

@@ -71,6 +71,7 @@ type FileChange struct {
 	Note     string `json:"note,omitempty"`
 
 	diffLines int // lines the full diff would show
+	pthLine   int // first import line of a .pth file's new text
 }
 
 // Summary describes one side of a Diff.
@@ -104,7 +105,27 @@ type Diff struct {
 // Compare diffs two trees. old may be nil for a first release: then every
 // file is added. The signals cover everything added or changed, plus what
 // the reader found in new.
-func Compare(old, new *Tree, lim Limits) *Diff {
+func Compare(old, new *Tree, lim Limits) *Diff { return compare(old, new, lim, nil) }
+
+// changeOf is the change from o to n (either may be nil, not both) and
+// whether there is one.
+func changeOf(o, n *File) (FileChange, bool) {
+	switch {
+	case n == nil:
+		return FileChange{Path: o.Path, Change: Removed, Old: o, Binary: o.Binary, LinesRemoved: o.Lines}, true
+	case o == nil:
+		return FileChange{Path: n.Path, Change: Added, New: n, Binary: n.Binary}, true
+	}
+	what := differences(o, n)
+	if len(what) == 0 {
+		return FileChange{}, false
+	}
+	return FileChange{Path: n.Path, Change: Changed, Old: o, New: n, What: what, Binary: o.Binary || n.Binary}, true
+}
+
+// compare is Compare; diffed, when not nil, holds the changes a streamed
+// comparison already diffed, by path, and the trees keep no text.
+func compare(old, new *Tree, lim Limits, diffed map[string]*FileChange) *Diff {
 	d := &Diff{New: summary(new)}
 	if old == nil {
 		old = &Tree{}
@@ -115,27 +136,37 @@ func Compare(old, new *Tree, lim Limits) *Diff {
 	// Walk both sorted file lists.
 	i, j := 0, 0
 	for i < len(old.Files) || j < len(new.Files) {
+		var o, n *File
 		switch {
 		case j == len(new.Files) || (i < len(old.Files) && old.Files[i].Path < new.Files[j].Path):
-			f := old.Files[i]
-			d.Files = append(d.Files, FileChange{Path: f.Path, Change: Removed, Old: f, Binary: f.Binary, LinesRemoved: f.Lines})
+			o = old.Files[i]
 			i++
 		case i == len(old.Files) || new.Files[j].Path < old.Files[i].Path:
-			f := new.Files[j]
-			d.Files = append(d.Files, FileChange{Path: f.Path, Change: Added, New: f, Binary: f.Binary})
+			n = new.Files[j]
 			j++
 		default:
-			o, n := old.Files[i], new.Files[j]
+			o, n = old.Files[i], new.Files[j]
 			i, j = i+1, j+1
-			what := differences(o, n)
-			if len(what) == 0 {
-				d.Unchanged++
-				continue
+		}
+		c, differs := changeOf(o, n)
+		if !differs {
+			d.Unchanged++
+			continue
+		}
+		d.Files = append(d.Files, c)
+	}
+	if diffed == nil {
+		diffContents(d.Files, lim)
+	} else {
+		for k := range d.Files {
+			if c := diffed[d.Files[k].Path]; c != nil {
+				d.Files[k] = *c
+			} else {
+				// Nothing here needs text (see needsText).
+				diffFile(&d.Files[k], "", "", false, lim)
 			}
-			d.Files = append(d.Files, FileChange{Path: n.Path, Change: Changed, Old: o, New: n, What: what, Binary: o.Binary || n.Binary})
 		}
 	}
-	diffContents(d.Files, lim)
 	capDiffText(d, lim)
 	for k := range d.Files {
 		c := &d.Files[k]
@@ -193,7 +224,15 @@ func diffContents(files []FileChange, lim Limits) {
 		go func() {
 			defer wg.Done()
 			for k := range work {
-				diffFile(&files[k], lim)
+				c := &files[k]
+				var oldText, newText string
+				if c.Old != nil {
+					oldText = c.Old.text
+				}
+				if c.New != nil {
+					newText = c.New.text
+				}
+				diffFile(c, oldText, newText, true, lim)
 			}
 		}()
 	}
@@ -220,9 +259,30 @@ func diffContents(files []FileChange, lim Limits) {
 	wg.Wait()
 }
 
-func diffFile(c *FileChange, lim Limits) {
+// needsText reports whether diffing c needs the text of its files: its
+// new file is kept text and its content is new (what diffFile scans and
+// diffs and fileSignals reports on).
+func needsText(c *FileChange) bool {
+	if c.New == nil || !c.New.kept {
+		return false
+	}
+	return c.Change == Added || c.Old.SHA256 != c.New.SHA256 || c.Old.Type != c.New.Type
+}
+
+// diffFile fills in c's line counts, hunks and notes. With have, oldText
+// and newText are the text of the files that are kept (the rest is
+// ignored); without, the files' texts are not available, which needsText
+// says is fine for c.
+func diffFile(c *FileChange, oldText, newText string, have bool, lim Limits) {
 	if c.New != nil {
-		c.New.facts(lim.MaxHitsPerFile) // scan here, in parallel
+		if have {
+			c.New.factsOf(newText, true, lim.MaxHitsPerFile) // scan here, in parallel
+		} else {
+			c.New.facts(lim.MaxHitsPerFile)
+		}
+		if have && isPth(c.Path) {
+			c.pthLine = importLine(newText)
+		}
 	}
 	if c.Change == Removed {
 		return
@@ -237,23 +297,27 @@ func diffFile(c *FileChange, lim Limits) {
 		c.Note = "binary file"
 		return
 	}
-	var oldText string
+	na := 0
 	if c.Old != nil {
-		t, ok := c.Old.Text()
-		if !ok {
+		if !c.Old.kept {
 			c.Note = "previous version too large to diff (" + c.Old.Note + ")"
 			return
 		}
-		oldText = t
+		na = c.Old.Lines
+	} else {
+		oldText = ""
 	}
-	newText, ok := c.New.Text()
-	if !ok {
+	if !c.New.kept {
 		c.Note = "too large to diff (" + c.New.Note + ")"
 		return
 	}
-	if na, nb := countLines(oldText), countLines(newText); lim.MaxDiffInputLines > 0 && max(na, nb) > lim.MaxDiffInputLines {
+	if nb := c.New.Lines; lim.MaxDiffInputLines > 0 && max(na, nb) > lim.MaxDiffInputLines {
 		c.TooLarge = true
 		c.Note = fmt.Sprintf("diff too large to show: %d lines before, %d after (the review diffs at most %d lines a file)", na, nb, lim.MaxDiffInputLines)
+		return
+	}
+	if !have {
+		c.Note = "not diffed: its text was not available" // not reached: see needsText
 		return
 	}
 	a, b := splitLines(oldText), splitLines(newText)

@@ -106,9 +106,8 @@ func fileSignals(files []FileChange, lim Limits) []Signal {
 
 		// Python .pth files run at every interpreter start when a line
 		// begins with "import".
-		if strings.HasSuffix(strings.ToLower(c.Path), ".pth") {
-			text, _ := n.Text()
-			line := importLine(text)
+		if isPth(c.Path) {
+			line := c.pthLine
 			if line > 0 {
 				add(KindPth, High, line, "%s .pth file with an import line: Python runs it at every start", verb)
 			} else {
@@ -154,6 +153,8 @@ func fileSignals(files []FileChange, lim Limits) []Signal {
 	}
 	return out
 }
+
+func isPth(p string) bool { return strings.HasSuffix(strings.ToLower(p), ".pth") }
 
 // importLine returns the first line (1-based) of a .pth text that Python
 // executes, or 0.

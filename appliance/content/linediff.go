@@ -2,6 +2,7 @@ package content
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -44,6 +45,9 @@ type lineDiffer struct {
 	countB []int32
 	posB   []int32
 	out    []lcs.Diff
+	pairs  [][2]int32 // scratch for anchors
+	prev   []int32
+	tails  []int32
 }
 
 // diffLines returns the replacements that turn lines a into lines b, in
@@ -56,7 +60,9 @@ func diffLines(a, b []string) (out []lcs.Diff, err error) {
 			out, err = nil, fmt.Errorf("line diff failed: %v", r)
 		}
 	}()
-	ids := make(map[string]rune, len(a)+len(b))
+	// Most lines of two releases of a file are shared: the larger side
+	// is a good estimate of the distinct lines.
+	ids := make(map[string]rune, max(len(a), len(b)))
 	intern := func(lines []string) []rune {
 		r := make([]rune, len(lines))
 		for i, l := range lines {
@@ -126,13 +132,14 @@ func (d *lineDiffer) anchors(a0, a1, b0, b1 int) [][2]int {
 		d.countB[id]++
 		d.posB[id] = int32(j)
 	}
-	var pairs [][2]int
+	pairs := d.pairs[:0]
 	for i := a0; i < a1; i++ {
 		id := d.a[i]
 		if d.countA[id] == 1 && d.countB[id] == 1 {
-			pairs = append(pairs, [2]int{i, int(d.posB[id])})
+			pairs = append(pairs, [2]int32{int32(i), d.posB[id]})
 		}
 	}
+	d.pairs = pairs
 	for _, id := range d.a[a0:a1] {
 		d.countA[id] = 0
 	}
@@ -143,8 +150,8 @@ func (d *lineDiffer) anchors(a0, a1, b0, b1 int) [][2]int {
 		return nil
 	}
 	// Longest increasing subsequence on j, by patience sorting.
-	tails := make([]int, 0, 16) // index into pairs of the smallest tail of each length
-	prev := make([]int, len(pairs))
+	tails := d.tails[:0] // index into pairs of the smallest tail of each length
+	prev := slices.Grow(d.prev[:0], len(pairs))[:len(pairs)]
 	for k, p := range pairs {
 		n := sort.Search(len(tails), func(t int) bool { return pairs[tails[t]][1] >= p[1] })
 		if n > 0 {
@@ -153,14 +160,15 @@ func (d *lineDiffer) anchors(a0, a1, b0, b1 int) [][2]int {
 			prev[k] = -1
 		}
 		if n == len(tails) {
-			tails = append(tails, k)
+			tails = append(tails, int32(k))
 		} else {
-			tails[n] = k
+			tails[n] = int32(k)
 		}
 	}
+	d.tails, d.prev = tails, prev
 	out := make([][2]int, len(tails))
 	for k, t := len(tails)-1, tails[len(tails)-1]; k >= 0; k, t = k-1, prev[t] {
-		out[k] = pairs[t]
+		out[k] = [2]int{int(pairs[t][0]), int(pairs[t][1])}
 	}
 	return out
 }

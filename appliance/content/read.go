@@ -42,24 +42,39 @@ func ReadFile(file string, lim Limits) (*Tree, error) {
 // plain file. Tar streams are read once, front to back; zip archives are
 // read through r's ReadAt.
 func Read(name string, r io.ReaderAt, size int64, lim Limits) (*Tree, error) {
-	if size < 0 {
-		return nil, fmt.Errorf("artifact %s has negative size", q(name))
-	}
-	if size > lim.MaxArchiveBytes {
-		return nil, fmt.Errorf("artifact %s is %d bytes, more than the %d allowed", q(name), size, lim.MaxArchiveBytes)
-	}
-	head := make([]byte, 512)
-	n, err := r.ReadAt(head, 0)
-	if err != nil && err != io.EOF {
-		return nil, fmt.Errorf("reading artifact %s: %w", q(name), err)
-	}
-	head = head[:n]
-	format, err := sniff(name, head)
+	format, err := checkArtifact(name, r, size, lim)
 	if err != nil {
 		return nil, err
 	}
 	b := newBuilder(name, format, lim)
+	if err := b.read(r, size); err != nil {
+		return nil, err
+	}
+	return b.finish(), nil
+}
+
+// checkArtifact checks an artifact's size and first bytes and returns its
+// format, as Read does before reading it.
+func checkArtifact(name string, r io.ReaderAt, size int64, lim Limits) (Format, error) {
+	if size < 0 {
+		return "", fmt.Errorf("artifact %s has negative size", q(name))
+	}
+	if size > lim.MaxArchiveBytes {
+		return "", fmt.Errorf("artifact %s is %d bytes, more than the %d allowed", q(name), size, lim.MaxArchiveBytes)
+	}
+	head := make([]byte, 512)
+	n, err := r.ReadAt(head, 0)
+	if err != nil && err != io.EOF {
+		return "", fmt.Errorf("reading artifact %s: %w", q(name), err)
+	}
+	return sniff(name, head[:n])
+}
+
+// read reads every entry of the artifact r of size bytes into b.
+func (b *builder) read(r io.ReaderAt, size int64) error {
+	name, format := b.t.Name, b.t.Format
 	sr := io.NewSectionReader(r, 0, size)
+	var err error
 	switch format {
 	case FormatNPM, FormatTarGz:
 		err = b.readTarGz(sr, size)
@@ -71,9 +86,9 @@ func Read(name string, r io.ReaderAt, size int64, lim Limits) (*Tree, error) {
 		err = b.add(entry{name: path.Base(strings.ReplaceAll(name, `\`, "/")), typ: TypeFile, mode: 0o644, size: size}, sr)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s %s: %w", format, q(name), err)
+		return fmt.Errorf("reading %s %s: %w", format, q(name), err)
 	}
-	return b.finish(), nil
+	return nil
 }
 
 var (
@@ -137,7 +152,8 @@ type builder struct {
 	folded   map[string]string // lower-cased path -> first path seen
 	entries  int
 	retained int64
-	buf      []byte // read buffer
+	buf      []byte      // read buffer
+	stream   *streamSide // set when a streamed comparison reads the tree
 }
 
 func newBuilder(name string, format Format, lim Limits) *builder {
@@ -255,6 +271,11 @@ func (b *builder) add(e entry, r io.Reader) error {
 		}
 	}
 	b.t.Expanded += f.Size
+	if _, dup := b.index[p]; dup && b.stream != nil {
+		// The streamed comparison pairs each path's first copy; the
+		// in-memory one reviews which copy wins.
+		return errDuplicate
+	}
 	if i, dup := b.index[p]; dup {
 		b.signal(Signal{Kind: KindDuplicate, Severity: High, File: p,
 			Detail: "path appears more than once in the archive; extractors disagree on which copy wins (the last one is shown)"})
@@ -273,6 +294,9 @@ func (b *builder) add(e entry, r io.Reader) error {
 	}
 	b.index[p] = len(b.t.Files)
 	b.t.Files = append(b.t.Files, f)
+	if b.stream != nil {
+		return b.stream.register(f)
+	}
 	return nil
 }
 

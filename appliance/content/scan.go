@@ -48,10 +48,14 @@ type scanFacts struct {
 
 // facts returns what scanning the file's text finds, scanning it on first
 // use: most files of a release are unchanged and never need it.
-func (f *File) facts(maxHits int) *scanFacts {
+func (f *File) facts(maxHits int) *scanFacts { return f.factsOf(f.text, f.hasText, maxHits) }
+
+// factsOf is facts for a file whose text is given (ok) rather than kept:
+// a streamed comparison scans text while it holds it.
+func (f *File) factsOf(text string, ok bool, maxHits int) *scanFacts {
 	f.scanOnce.Do(func() {
-		if f.hasText && !f.scan.scanned {
-			f.scan = scanText(f.text, maxHits)
+		if ok && f.kept && !f.scan.scanned {
+			f.scan = scanText(text, maxHits)
 		}
 	})
 	return &f.scan
@@ -72,6 +76,13 @@ func (b *builder) readContent(f *File, r io.Reader, size int64) error {
 	f.Size = size
 	h := sha256.New()
 	if size <= b.lim.MaxTextBytes {
+		if b.stream != nil {
+			// A streamed comparison holds text only while it is needed;
+			// wait until there is room for this file's.
+			if err := b.stream.acquire(size); err != nil {
+				return err
+			}
+		}
 		// Copy into the string that will be kept, hashing on the way, so
 		// that the content exists once in memory.
 		var sb strings.Builder
@@ -94,20 +105,19 @@ func (b *builder) readContent(f *File, r io.Reader, size int64) error {
 		sniffHead(f, []byte(text[:min(len(text), binarySniffBytes)]))
 		if f.Binary {
 			f.scan.entropy = entropy(histogram(text), len(text))
+			b.stream.release(size)
 			return nil
 		}
-		f.Lines = strings.Count(text, "\n")
-		if len(text) > 0 && text[len(text)-1] != '\n' {
-			f.Lines++
-		}
+		f.Lines = countLines(text)
 		if b.retained+size > b.lim.MaxRetainedBytes {
 			// Scan now: the text will not be there later.
 			f.scan = scanText(text, b.lim.MaxHitsPerFile)
 			f.Note = fmt.Sprintf("content not kept: the tree already keeps %d bytes of text", b.retained)
+			b.stream.release(size)
 			return nil
 		}
 		b.retained += size
-		f.text, f.hasText = text, true
+		f.text, f.hasText, f.kept = text, true, true
 		return nil
 	}
 	// Too large to keep: stream, hashing and counting bytes.
@@ -263,6 +273,17 @@ func scanText(b string, maxHits int) scanFacts {
 	}
 	prevVS := false
 	for i := 0; i < len(b); {
+		// Skip eight printable ASCII bytes at a time: most text is.
+		if i+8 <= len(b) {
+			w := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
+				uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
+			del := w ^ (0x7f * swarOnes)
+			if w&swarHigh == 0 && (w-0x20*swarOnes)&^w&swarHigh == 0 && (del-swarOnes)&^del&swarHigh == 0 {
+				prevVS = false
+				i += 8
+				continue
+			}
+		}
 		c := b[i]
 		if c < utf8.RuneSelf {
 			prevVS = false
@@ -306,6 +327,15 @@ func scanText(b string, maxHits int) scanFacts {
 	endLine(len(b))
 	return s
 }
+
+// Eight-byte masks for scanText: no byte of w is 0x80 or more when
+// w&swarHigh is 0, none is below 0x20 when (w-0x20*swarOnes)&^w&swarHigh is
+// also 0, and none is 0x7f when the same holds for w^(0x7f*swarOnes)
+// against swarOnes.
+const (
+	swarOnes = 0x0101010101010101
+	swarHigh = 0x8080808080808080
+)
 
 func isVS(r rune) bool { return (r >= 0xfe00 && r <= 0xfe0f) || (r >= 0xe0100 && r <= 0xe01ef) }
 

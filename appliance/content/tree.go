@@ -102,12 +102,15 @@ type File struct {
 
 	text     string // content of a text file, when kept
 	hasText  bool
+	kept     bool // text within the caps: Read keeps it, a streamed comparison diffs it
 	scan     scanFacts
 	scanOnce sync.Once
 }
 
 // Text returns the content of a text file and whether it was kept (it is
-// not for binary files and files over Limits.MaxTextBytes).
+// not for binary files and files over Limits.MaxTextBytes, nor in a Diff
+// from CompareArtifacts, which drops each text once diffed except that of
+// package.json files).
 func (f *File) Text() (string, bool) { return f.text, f.hasText }
 
 // Tree is the content of one artifact.

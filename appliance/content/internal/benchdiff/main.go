@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"runtime/pprof"
 	"sync"
 	"syscall"
@@ -21,6 +22,7 @@ func main() {
 	asJSON := flag.Bool("json", false, "print the whole diff as JSON")
 	quiet := flag.Bool("q", false, "print only the timing line")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to this file")
+	memProfile := flag.String("memprofile", "", "write an allocation profile to this file")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -40,29 +42,23 @@ func main() {
 	}
 	start := time.Now()
 	lim := content.DefaultLimits()
-	trees := make([]*content.Tree, 2)
-	errs := make([]error, 2)
-	var wg sync.WaitGroup
-	for i, p := range flag.Args() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if st, err := os.Stat(p); err == nil && st.IsDir() {
-				trees[i], errs[i] = content.ReadDir(p, lim)
-			} else {
-				trees[i], errs[i] = content.ReadFile(p, lim)
-			}
-		}()
+	var d *content.Diff
+	if st, err := os.Stat(flag.Arg(0)); err == nil && st.IsDir() {
+		d = compareDirs(flag.Arg(0), flag.Arg(1), lim)
+	} else {
+		d = compareFiles(flag.Arg(0), flag.Arg(1), lim)
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "benchdiff: error:", err)
-			os.Exit(1)
-		}
-	}
-	d := content.Compare(trees[0], trees[1], lim)
 	elapsed := time.Since(start)
+	if *memProfile != "" {
+		f, err := os.Create(*memProfile)
+		if err != nil {
+			fail(err)
+		}
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			fail(err)
+		}
+		f.Close()
+	}
 	switch {
 	case *asJSON:
 		enc := json.NewEncoder(os.Stdout)
@@ -87,4 +83,47 @@ func main() {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	fmt.Fprintf(os.Stderr, "benchdiff: %d files changed, +%d -%d lines, %.3fs, peak RSS %d KiB\n",
 		len(d.Files), d.LinesAdded, d.LinesRemoved, elapsed.Seconds(), ru.Maxrss)
+}
+
+func fail(err error) {
+	fmt.Fprintln(os.Stderr, "benchdiff: error:", err)
+	os.Exit(1)
+}
+
+// compareDirs reads two unpacked trees, at once, and compares them.
+func compareDirs(old, new string, lim content.Limits) *content.Diff {
+	trees := make([]*content.Tree, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	for i, p := range []string{old, new} {
+		wg.Go(func() { trees[i], errs[i] = content.ReadDir(p, lim) })
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			fail(err)
+		}
+	}
+	return content.Compare(trees[0], trees[1], lim)
+}
+
+// compareFiles compares two artifacts as the appliance does.
+func compareFiles(old, new string, lim content.Limits) *content.Diff {
+	var arts [2]content.Artifact
+	for i, p := range []string{old, new} {
+		f, err := os.Open(p)
+		if err != nil {
+			fail(err)
+		}
+		st, err := f.Stat()
+		if err != nil {
+			fail(err)
+		}
+		arts[i] = content.Artifact{Name: filepath.Base(p), R: f, Size: st.Size()}
+	}
+	d, err := content.CompareArtifacts(&arts[0], arts[1], lim)
+	if err != nil {
+		fail(err)
+	}
+	return d
 }
