@@ -365,22 +365,10 @@ func (v *fatVolume) planResponse(dir string, files []ResponseFile, now time.Time
 	p.mark = v.tableWrites(marks)
 	p.link = v.tableWrites(linkMarks)
 
-	p.prep = v.prepRun(root, chain, scan.end, slot, nEntries)
-
-	// The root folder's sector that names the folder: its entries at slot,
-	// and the entries after them that lay past the end cleared.
 	entries := dirEntries(dir, dirRaw, dirLFN, attrDir, folderClusters[0], 0, now)
-	perSector := int(v.bps) / dirEntrySize
-	first := slot / perSector * perSector
-	sector := make([]byte, v.bps)
-	copy(sector, root[first*dirEntrySize:(first+perSector)*dirEntrySize])
-	copy(sector[(slot-first)*dirEntrySize:], entries)
-	for i := slot + nEntries; i < first+perSector; i++ {
-		if i >= scan.end {
-			clear(sector[(i-first)*dirEntrySize : (i-first+1)*dirEntrySize])
-		}
-	}
-	p.entry = []fatWrite{{v.rootEntryOff(chain, first), sector}}
+	var entry fatWrite
+	p.prep, entry = v.placeEntries(root, chain, scan.end, slot, entries)
+	p.entry = []fatWrite{entry}
 
 	if v.g.kind == kindFAT32 {
 		if w, ok := v.fsinfoWrite(); ok {
@@ -396,6 +384,27 @@ func (v *fatVolume) planResponse(dir string, files []ResponseFile, now time.Time
 		}
 	}
 	return p, nil
+}
+
+// placeEntries plans the writes that put entries (whole entries, all in
+// one sector) at slot of the root folder root, whose first end-of-folder
+// entry is end: the writes that must come first (see prepRun), then the
+// one write of the sector that holds them. It updates root to match.
+func (v *fatVolume) placeEntries(root []byte, chain []uint32, end, slot int, entries []byte) (prep []fatWrite, entry fatWrite) {
+	k := len(entries) / dirEntrySize
+	prep = v.prepRun(root, chain, end, slot, k)
+	perSector := int(v.bps) / dirEntrySize
+	first := slot / perSector * perSector
+	copy(root[slot*dirEntrySize:], entries)
+	for i := slot + k; i < first+perSector; i++ {
+		if i >= end {
+			// Past the end before and after: cleared, so that the entry
+			// after the new ones ends the folder.
+			clear(root[i*dirEntrySize : (i+1)*dirEntrySize])
+		}
+	}
+	sector := slices.Clone(root[first*dirEntrySize : (first+perSector)*dirEntrySize])
+	return prep, fatWrite{v.rootEntryOff(chain, first), sector}
 }
 
 // prepRun plans the writes that let entries at slot .. slot+k-1 of the
