@@ -25,8 +25,14 @@
 // volume and cut at the file's size, then read in runs of contiguous
 // clusters straight into the caller's buffer.
 //
-// WriteResponse writes the response folder to a FAT32 stick, again in user
-// space, then re-opens the stick read-only and compares every byte.
+// WriteResponse writes the response folder to a FAT12, FAT16 or FAT32
+// stick, again in user space, with this package's own writer: it checks
+// everything and counts free space in the allocation table before writing
+// anything, and orders its writes (data, then allocation table copies,
+// then one root-folder sector) so that a stick pulled or failing at any
+// point keeps its existing files and filesystem intact. It then re-opens
+// the stick read-only and compares every byte. exFAT and NTFS sticks are
+// refused unchanged.
 //
 // A Volume is not safe for concurrent use.
 package usb
