@@ -201,16 +201,15 @@ func fillRoot(t testing.TB, img string) {
 // space in many small holes.
 func fragment(t testing.TB, img string) {
 	t.Helper()
-	files := map[string][]byte{}
+	// One file at a time, in order, so that they lie in order on the stick.
 	var del []string
 	for i := range 24 {
 		n := fmt.Sprintf("frag%02d.bin", i)
-		files[n] = bytes.Repeat([]byte{byte(i)}, 600+i*100)
+		addFiles(t, img, map[string][]byte{n: bytes.Repeat([]byte{byte(i)}, 600+i*100)})
 		if i%2 == 0 {
 			del = append(del, "::"+n)
 		}
 	}
-	addFiles(t, img, files)
 	run(t, "", "mdel", append([]string{"-i", img}, del...)...)
 }
 
