@@ -11,7 +11,7 @@ packages=(
   pcscd libpcsclite-dev vsmartcard-vpcd
   swtpm swtpm-tools
   libzbar-dev zbar-tools qrencode
-  dosfstools mtools e2fsprogs xorriso fdisk
+  dosfstools exfatprogs mtools e2fsprogs xorriso fdisk
   tmux
   python3-pytest faketime
   postgresql

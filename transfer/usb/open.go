@@ -25,8 +25,14 @@
 // volume and cut at the file's size, then read in runs of contiguous
 // clusters straight into the caller's buffer.
 //
-// WriteResponse writes the response folder to a FAT32 stick, again in user
-// space, then re-opens the stick read-only and compares every byte.
+// WriteResponse writes the response folder to a FAT12, FAT16 or FAT32
+// stick, again in user space, with this package's own writer: it checks
+// everything and counts free space in the allocation table before writing
+// anything, and orders its writes (data, then allocation table copies,
+// then one root-folder sector) so that a stick pulled or failing at any
+// point keeps its existing files and filesystem intact. It then re-opens
+// the stick read-only and compares every byte. exFAT and NTFS sticks are
+// refused unchanged.
 //
 // A Volume is not safe for concurrent use.
 package usb
@@ -209,13 +215,14 @@ func tryVolume(b *budgetStorage, raw backend.Storage, d *disk.Disk, c candidate)
 			return nil, err
 		}
 		fatG = g
+		fb := firstFAT(b, c.start, g)
 		switch kind {
 		case kindFAT32:
-			fsys, err = fat32.Read(b, c.size, c.start, blocksize)
+			fsys, err = fat32.Read(fb, c.size, c.start, blocksize)
 		case kindFAT16:
-			fsys, err = fat16.Read(b, c.size, c.start, blocksize)
+			fsys, err = fat16.Read(fb, c.size, c.start, blocksize)
 		default:
-			fsys, err = fat12.Read(b, c.size, c.start, blocksize)
+			fsys, err = fat12.Read(fb, c.size, c.start, blocksize)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", kind, err)
@@ -267,6 +274,35 @@ func tryVolume(b *budgetStorage, raw backend.Storage, d *disk.Disk, c candidate)
 		return nil, fmt.Errorf("%s: cannot read the root directory: %w", kind, err)
 	}
 	return &Volume{FS: g, Type: kind.String(), Partition: c.part, Label: safeLabel(fsys)}, nil
+}
+
+// firstFATStorage serves reads of the second copy of a FAT volume's
+// allocation table from the first, as the Linux kernel and fsck.fat use
+// the first. The copies differ on a stick pulled while a response was
+// written (WriteResponse updates them in turn), and go-diskfs refuses a
+// FAT32 volume whose copies differ.
+type firstFATStorage struct {
+	backend.Storage
+	first, second, size int64 // absolute offsets of the copies, their size
+}
+
+func firstFAT(s backend.Storage, start int64, g *fatGeometry) backend.Storage {
+	if g.numFATs != 2 {
+		return s
+	}
+	first := start + g.fatOffset
+	return &firstFATStorage{Storage: s, first: first, second: first + g.fatBytes, size: g.fatBytes}
+}
+
+func (s *firstFATStorage) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.Storage.ReadAt(p, off)
+	lo, hi := max(off, s.second), min(off+int64(n), s.second+s.size)
+	if lo < hi {
+		if _, ferr := s.Storage.ReadAt(p[lo-off:hi-off], s.first+(lo-s.second)); ferr != nil {
+			return 0, ferr
+		}
+	}
+	return n, err
 }
 
 func safeLabel(fsys filesystem.FileSystem) (label string) {

@@ -2,18 +2,16 @@ package usb
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
 	"slices"
+	"time"
 
 	diskfs "github.com/diskfs/go-diskfs"
 	"github.com/diskfs/go-diskfs/backend/file"
-	"github.com/diskfs/go-diskfs/filesystem/fat32"
 )
 
 // ResponseFile is one file of a response folder.
@@ -32,10 +30,14 @@ const (
 // ErrExists is returned when the response folder is already on the stick.
 var ErrExists = errors.New("already exists")
 
-// WriteResponse creates the folder dir at the root of the FAT32 filesystem on
-// the device or image at devPath and writes files into it, in user space.
-// It refuses to touch anything that exists. It then syncs, re-opens the
-// medium read-only and compares every byte it wrote.
+// WriteResponse creates the folder dir at the root of the FAT12, FAT16 or
+// FAT32 filesystem on the device or image at devPath and writes files into
+// it, in user space (see fatwrite.go for the order of the writes, which
+// keeps the stick's filesystem intact if it is pulled at any point). It
+// refuses to touch anything that exists, and refuses before writing
+// anything when the response does not fit, counting free space in the
+// allocation table. It then re-opens the medium read-only and compares
+// every byte it wrote.
 func WriteResponse(devPath, dir string, files []ResponseFile) error {
 	if !plainName(dir) || len(dir) > maxNameLen {
 		return fmt.Errorf("usb: response folder name %q: use letters, digits, '.', '-' and '_' only, at most %d", dir, maxNameLen)
@@ -59,13 +61,13 @@ func WriteResponse(devPath, dir string, files []ResponseFile) error {
 	if total > MaxResponseBytes {
 		return fmt.Errorf("usb: response of %s is over the %s cap (MaxResponseBytes)", formatSize(total), formatSize(MaxResponseBytes))
 	}
-	if err := writeFAT32(devPath, dir, files); err != nil {
+	if err := writeFAT(devPath, dir, files); err != nil {
 		return err
 	}
 	return verifyResponse(devPath, dir, files)
 }
 
-func writeFAT32(devPath, dir string, files []ResponseFile) (err error) {
+func writeFAT(devPath, dir string, files []ResponseFile) (err error) {
 	defer recoverTo(&err, "write "+devPath)
 	info, err := os.Stat(devPath)
 	if err != nil {
@@ -84,15 +86,32 @@ func writeFAT32(devPath, dir string, files []ResponseFile) (err error) {
 			err = fmt.Errorf("usb: close %s: %w", devPath, cerr)
 		}
 	}()
-	b := file.New(f, false)
-	d, err := diskfs.OpenBackend(b, diskfs.WithOpenMode(diskfs.ReadWrite))
+	v, err := findFAT(f)
+	if err != nil {
+		return fmt.Errorf("usb: %s: cannot write the response: %w", devPath, err)
+	}
+	p, err := v.planResponse(dir, files, time.Now())
 	if err != nil {
 		return fmt.Errorf("usb: %s: %w", devPath, err)
 	}
-	// Find the FAT32 volume the same way reading does.
+	if err := p.run(f); err != nil {
+		return fmt.Errorf("usb: %s: %w", devPath, err)
+	}
+	return nil
+}
+
+// findFAT finds the FAT volume on f the way reading does: the whole
+// device first if its first sector is a FAT boot sector, then each
+// partition, then the whole device. It reads and checks, and writes
+// nothing.
+func findFAT(f *os.File) (*fatVolume, error) {
+	d, err := diskfs.OpenBackend(file.New(f, true), diskfs.WithOpenMode(diskfs.ReadOnly))
+	if err != nil {
+		return nil, err
+	}
 	first := make([]byte, 512)
 	if _, err := f.ReadAt(first, 0); err != nil {
-		return fmt.Errorf("usb: %s: read the first sector: %w", devPath, err)
+		return nil, fmt.Errorf("read the first sector: %w", err)
 	}
 	whole := candidate{size: d.Size}
 	var cands []candidate
@@ -103,23 +122,18 @@ func writeFAT32(devPath, dir string, files []ResponseFile) (err error) {
 	if len(cands) == 0 || cands[0] != whole {
 		cands = append(cands, whole)
 	}
-	var fsys *fat32.FileSystem
-	var at candidate
-	var why error = errors.New("no FAT32 filesystem")
+	var why error = errors.New("no FAT filesystem found: use a FAT32 stick")
 	for _, c := range cands {
-		at = c
 		bs := make([]byte, 512)
 		if _, err := f.ReadAt(bs, c.start); err != nil {
 			continue
 		}
 		switch bootKind(bs) {
 		case kindExFAT:
-			why = ErrExFAT
-			continue
+			return nil, ErrExFAT
 		case kindNTFS:
-			why = ErrNTFS
-			continue
-		case kindFAT32:
+			return nil, ErrNTFS
+		case kindFAT12, kindFAT16, kindFAT32:
 		default:
 			continue
 		}
@@ -127,56 +141,15 @@ func writeFAT32(devPath, dir string, files []ResponseFile) (err error) {
 		if err == nil {
 			err = checkFAT(f, c.start, c.size, g)
 		}
-		if err != nil {
-			why = err
-			continue
+		if err == nil {
+			var v *fatVolume
+			if v, err = openFATVolume(f, c.start, g, bs); err == nil {
+				return v, nil
+			}
 		}
-		fsys, err = fat32.Read(b, c.size, c.start, d.LogicalBlocksize)
-		if err != nil {
-			why = err
-			continue
-		}
-		break
+		why = err
 	}
-	if fsys == nil {
-		return fmt.Errorf("usb: %s: cannot write the response: %w: the response stick must be FAT32", devPath, why)
-	}
-	if err := checkFreeSpace(f, at.start, files); err != nil {
-		return fmt.Errorf("usb: %s: %w", devPath, err)
-	}
-	if _, err := fsys.Stat(dir); err == nil {
-		return fmt.Errorf("usb: %s: %s %w on the stick: use another stick or remove it there", devPath, dir, ErrExists)
-	}
-	if err := fsys.Mkdir(dir); err != nil {
-		return fmt.Errorf("usb: %s: create %s: %w", devPath, dir, err)
-	}
-	for _, rf := range files {
-		p := path.Join(dir, rf.Name)
-		if _, err := fsys.Stat(p); err == nil {
-			return fmt.Errorf("usb: %s: %s %w on the stick", devPath, p, ErrExists)
-		}
-		out, err := fsys.OpenFile(p, os.O_CREATE|os.O_RDWR)
-		if err != nil {
-			return fmt.Errorf("usb: %s: create %s: %w", devPath, p, err)
-		}
-		n, err := out.Write(rf.Data)
-		if err == nil && n != len(rf.Data) {
-			err = io.ErrShortWrite
-		}
-		if cerr := out.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("usb: %s: write %s: %w", devPath, p, err)
-		}
-	}
-	if err := fixFAT32(f, at.start, at.size, dir); err != nil {
-		return fmt.Errorf("usb: %s: finish %s: %w", devPath, dir, err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("usb: %s: sync: %w", devPath, err)
-	}
-	return nil
+	return nil, why
 }
 
 // verifyResponse re-opens the medium read-only and compares every byte.
@@ -209,41 +182,6 @@ func verifyResponse(devPath, dir string, files []ResponseFile) error {
 	slices.Sort(want)
 	if !slices.Equal(names, want) {
 		return fmt.Errorf("usb: read-back check: %s holds %q, want %q", dir, names, want)
-	}
-	return nil
-}
-
-// checkFreeSpace counts the free clusters in the allocation table itself,
-// not in the FSInfo free-space record (which a stick can get wrong or lie
-// about), and refuses before anything is written when the response, its
-// folder and a possible extension of the root folder do not fit.
-func checkFreeSpace(f io.ReaderAt, start int64, files []ResponseFile) error {
-	bs := make([]byte, 512)
-	if _, err := f.ReadAt(bs, start); err != nil {
-		return fmt.Errorf("read the boot sector: %w", err)
-	}
-	g, err := parseFAT(bs)
-	if err != nil {
-		return err
-	}
-	table := make([]byte, g.fatBytes)
-	if _, err := f.ReadAt(table, start+g.fatOffset); err != nil {
-		return fmt.Errorf("read the allocation table: %w", err)
-	}
-	var free int64
-	for c := int64(2); c < g.clusters+2 && c*4+4 <= int64(len(table)); c++ {
-		if binary.LittleEndian.Uint32(table[c*4:])&0x0FFFFFFF == 0 {
-			free++
-		}
-	}
-	bpc := g.sectorsPerClust * g.bytesPerSector
-	need := int64(2) // the folder, and one more cluster for the root folder
-	for _, rf := range files {
-		need += max(1, (int64(len(rf.Data))+bpc-1)/bpc)
-	}
-	if free < need {
-		return fmt.Errorf("%w: the allocation table shows %d free clusters (%s) but the response needs %d (%s); the stick's free-space record may say otherwise: use another stick",
-			ErrNoSpace, free, formatSize(free*bpc), need, formatSize(need*bpc))
 	}
 	return nil
 }
