@@ -546,6 +546,16 @@ func (r *Repository) NextRoot(expires time.Time) (*metadata.Metadata[metadata.Ro
 // delegator (threshold by distinct keys, groups, version above the current)
 // and writes it, then refreshes snapshot and timestamp.
 func (r *Repository) CommitTargets(role string, m *metadata.Metadata[metadata.TargetsType], online hsm.Signer, now time.Time) error {
+	if err := r.WriteTargets(role, m, now); err != nil {
+		return err
+	}
+	return r.Refresh(online, now)
+}
+
+// WriteTargets verifies and writes signed metadata of a targets role as
+// CommitTargets does, without refreshing snapshot and timestamp: a caller
+// writing several roles refreshes once after the last (Refresh).
+func (r *Repository) WriteTargets(role string, m *metadata.Metadata[metadata.TargetsType], now time.Time) error {
 	d, err := r.Delegation(role)
 	if err != nil {
 		return err
@@ -567,10 +577,7 @@ func (r *Repository) CommitTargets(role string, m *metadata.Metadata[metadata.Ta
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(r.metaPath(fmt.Sprintf("%d.%s.json", t.Header.Version, role)), b); err != nil {
-		return err
-	}
-	return r.Refresh(online, now)
+	return writeFileAtomic(r.metaPath(fmt.Sprintf("%d.%s.json", t.Header.Version, role)), b)
 }
 
 // CommitRoot verifies a new root against the current one (threshold of the
