@@ -128,7 +128,38 @@ var verified = struct {
 	sync.Mutex
 	roots   map[[32]byte]*metadata.Metadata[metadata.RootType]
 	targets map[[32]byte]*tuf.Targets
-}{roots: map[[32]byte]*metadata.Metadata[metadata.RootType]{}, targets: map[[32]byte]*tuf.Targets{}}
+	// delegations holds each delegation read from a verified delegator,
+	// by the delegator's key and the role; callers get a Clone.
+	delegations map[delegationKey]*tuf.Delegation
+}{roots: map[[32]byte]*metadata.Metadata[metadata.RootType]{}, targets: map[[32]byte]*tuf.Targets{}, delegations: map[delegationKey]*tuf.Delegation{}}
+
+type delegationKey struct {
+	delegator [32]byte
+	role      string
+}
+
+// cachedDelegation returns the delegation of role by the verified
+// delegator summed up by key, making it with make the first time.
+func cachedDelegation(key [32]byte, role string, make func() (*tuf.Delegation, error)) (*tuf.Delegation, error) {
+	k := delegationKey{key, role}
+	verified.Lock()
+	d, ok := verified.delegations[k]
+	verified.Unlock()
+	if ok {
+		return d.Clone(), nil
+	}
+	d, err := make()
+	if err != nil {
+		return nil, err
+	}
+	verified.Lock()
+	if len(verified.delegations) >= maxCached {
+		clear(verified.delegations)
+	}
+	verified.delegations[k] = d
+	verified.Unlock()
+	return d.Clone(), nil
+}
 
 func (v metaView) verifiedRoot() (*metadata.Metadata[metadata.RootType], [32]byte, error) {
 	roots, err := v.roots()
@@ -209,7 +240,9 @@ func (v metaView) delegation(role string) (*tuf.Delegation, error) {
 	if err != nil {
 		return nil, err
 	}
-	td, err := tuf.DelegationFromRoot(root, metadata.TARGETS)
+	td, err := cachedDelegation(key, metadata.TARGETS, func() (*tuf.Delegation, error) {
+		return tuf.DelegationFromRoot(root, metadata.TARGETS)
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -243,16 +276,19 @@ func (v metaView) delegation(role string) (*tuf.Delegation, error) {
 		if t.Delegations == nil {
 			continue
 		}
+		from := func(name string) (*tuf.Delegation, error) {
+			return cachedDelegation(tkey, name, func() (*tuf.Delegation, error) { return t.Delegation(n.name, name) })
+		}
 		for _, dr := range t.Delegations.Roles {
 			if dr.Name == role {
-				return t.Delegation(n.name, role)
+				return from(role)
 			}
 		}
 		if sr := t.Delegations.SuccinctRoles; sr != nil && sr.IsDelegatedRole(role) {
-			return t.Delegation(n.name, role)
+			return from(role)
 		}
 		for _, dr := range t.Delegations.Roles {
-			if d, err := t.Delegation(n.name, dr.Name); err == nil {
+			if d, err := from(dr.Name); err == nil {
 				queue = append(queue, node{dr.Name, d, tkey})
 			}
 		}
@@ -331,7 +367,7 @@ func (rel TUFReleaser) Verify(repo map[string][]byte, request []byte, submission
 	}
 	signed := *p.Targets // the cached payload stays unsigned
 	signed.Signatures = c.Signatures
-	b, err := tuf.EncodeMetadata(&signed)
+	b, err := tuf.EncodeMetadataCanonical(&signed, p.Canonical)
 	if err != nil {
 		return nil, err
 	}

@@ -650,6 +650,13 @@ func EncodeMetadata[T metadata.Roles](m *metadata.Metadata[T]) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return EncodeMetadataCanonical(m, payload)
+}
+
+// EncodeMetadataCanonical is EncodeMetadata for a caller that holds the
+// canonical form of m's signed part already (Payload.Canonical): payload
+// must be exactly Canonical(m).
+func EncodeMetadataCanonical[T metadata.Roles](m *metadata.Metadata[T], payload []byte) ([]byte, error) {
 	if len(m.UnrecognizedFields) > 0 || !json.Valid(payload) {
 		return m.ToBytes(true)
 	}

@@ -43,6 +43,17 @@ type parsedKey struct {
 	err  error
 }
 
+// Clone returns a copy of d that shares its keys and groups but not its
+// parsed-key cache, for use by another goroutine.
+func (d *Delegation) Clone() *Delegation {
+	c := *d
+	c.parsed = make(map[string]parsedKey, len(d.parsed))
+	for id, pk := range d.parsed {
+		c.parsed[id] = pk
+	}
+	return &c
+}
+
 // key returns the parsed public key listed under id.
 func (d *Delegation) key(id string) parsedKey {
 	if pk, ok := d.parsed[id]; ok {
