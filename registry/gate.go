@@ -665,15 +665,28 @@ func (g *Gate) submit(w http.ResponseWriter, r *http.Request, id string) {
 	if !ok {
 		return
 	}
-	now := g.cfg.Now()
-	err = g.cfg.Store.Approve(ctx, id, func(st *Stage, b *Blobs, repo map[string][]byte) (map[string][]byte, string, error) {
-		files, err := g.cfg.Releaser.Release(repo, b.Request, subs, st.Target, b.Tarball, g.cfg.Online, now)
-		if err != nil {
-			return nil, "", err
+	b, err := g.cfg.Store.GetBlobs(ctx, id)
+	if err != nil {
+		refuse(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	err = ErrNotStaged
+	var a *Approval
+	if st.State == StateStaged {
+		var repo map[string][]byte
+		if repo, err = g.cfg.Store.RepoMetadata(ctx); err != nil {
+			refuse(w, http.StatusInternalServerError, err.Error())
+			return
 		}
-		sig, err := g.sign(st.Name, st.Version, st.Integrity)
-		return files, sig, err
-	})
+		if a, err = g.cfg.Releaser.Verify(repo, b.Request, subs, st.Target, b.Tarball); err == nil {
+			var sig string
+			if sig, err = g.sign(st.Name, st.Version, st.Integrity); err == nil {
+				err = g.cfg.Store.Queue(ctx, id, b.Request, a, sig)
+			}
+		}
+	} else {
+		err = fmt.Errorf("stage %s is %s: %w", id, st.State, ErrNotStaged)
+	}
 	if err != nil {
 		reason := "submission refused: " + oneLine(err.Error())
 		if errors.Is(err, ErrNotStaged) {
@@ -687,14 +700,75 @@ func (g *Gate) submit(w http.ResponseWriter, r *http.Request, id string) {
 		refuse(w, http.StatusUnprocessableEntity, reason)
 		return
 	}
-	g.cfg.Log.Printf("stage %s (%s@%s) approved: signed role, snapshot and timestamp published", id, st.Name, st.Version)
-	if err := g.publish(ctx, id); err != nil {
-		st, _ = g.cfg.Store.GetStage(ctx, id)
-		writeJSON(w, http.StatusAccepted, map[string]any{"state": StateApproved, "reason": "approved; forwarding the tarball upstream failed and is retried: " + err.Error(), "stage": g.stageItem(ctx, st)})
+	g.cfg.Log.Printf("stage %s (%s@%s) approved: %s version %d queued for the repository writer", id, st.Name, st.Version, a.Role, a.Version)
+	// Write every queued approval (this one and whatever else waits) in
+	// one batch; a writer elsewhere may have taken it already.
+	if err := g.Flush(ctx); err != nil {
+		g.cfg.Log.Printf("writing approved versions: %v", err)
+	}
+	if st, err = g.cfg.Store.GetStage(ctx, id); err != nil {
+		refuse(w, http.StatusInternalServerError, err.Error())
 		return
 	}
-	st, _ = g.cfg.Store.GetStage(ctx, id)
-	writeJSON(w, http.StatusOK, map[string]any{"state": StatePublished, "stage": g.stageItem(ctx, st)})
+	switch {
+	case st.State == StateStaged:
+		// The writer refused it (the role moved on, or its paths).
+		refuse(w, http.StatusUnprocessableEntity, st.Reason)
+		return
+	case st.State == StateApproved && !st.Written:
+		writeJSON(w, http.StatusAccepted, map[string]any{"state": StateApproved, "reason": "approved; waiting for the repository writer, which a restart resumes", "stage": g.stageItem(ctx, st)})
+		return
+	case st.State == StateApproved:
+		if err := g.publish(ctx, id); err != nil {
+			st, _ = g.cfg.Store.GetStage(ctx, id)
+			if st.State != StatePublished {
+				writeJSON(w, http.StatusAccepted, map[string]any{"state": StateApproved, "reason": "approved; forwarding the tarball upstream failed and is retried: " + err.Error(), "stage": g.stageItem(ctx, st)})
+				return
+			}
+		}
+		st, _ = g.cfg.Store.GetStage(ctx, id)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"state": st.State, "stage": g.stageItem(ctx, st)})
+}
+
+// maxBatch caps the approvals one write puts into the repository.
+const maxBatch = 500
+
+// Flush writes every approved stage not yet in the repository, in
+// batches: under the store's writer lock, each role's new version, then
+// one snapshot and one timestamp for the batch (as the client checks
+// them). A stage the writer cannot write goes back to staged with why.
+func (g *Gate) Flush(ctx context.Context) error {
+	for {
+		now := g.cfg.Now()
+		n, err := g.cfg.Store.WriteQueued(ctx, maxBatch, func(stages []*Stage, items []Queued, repo map[string][]byte) (map[string][]byte, []error, error) {
+			files, refused, err := g.cfg.Releaser.Write(repo, items, g.cfg.Online, now)
+			if err != nil {
+				// Nothing of the batch is written; each stage goes back
+				// to staged with the reason, its upload kept.
+				refused = make([]error, len(items))
+				for i := range refused {
+					refused[i] = err
+				}
+				return nil, refused, nil
+			}
+			for i, st := range stages {
+				if refused[i] != nil {
+					g.cfg.Log.Printf("stage %s (%s@%s): the writer refused it: %v", st.ID, st.Name, st.Version, refused[i])
+				}
+			}
+			return files, refused, nil
+		})
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			g.cfg.Log.Printf("wrote %d approved version(s) to the repository with one snapshot and timestamp", n)
+		}
+		if n < maxBatch {
+			return nil
+		}
+	}
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
@@ -718,8 +792,8 @@ func (g *Gate) publish(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if st.State != StateApproved {
-		return fmt.Errorf("stage %s is %s, not approved", id, st.State)
+	if st.State != StateApproved || !st.Written {
+		return fmt.Errorf("stage %s is %s and not in the repository: it is not forwarded", id, st.State)
 	}
 	b, err := g.cfg.Store.GetBlobs(ctx, id)
 	if err != nil {
@@ -762,15 +836,20 @@ func (g *Gate) publish(ctx context.Context, id string) error {
 // Resume forwards every approved stage upstream (after a crash or an
 // upstream outage). It returns the first error and keeps going.
 func (g *Gate) Resume(ctx context.Context) error {
-	var first error
-	for {
-		list, _, err := g.cfg.Store.ListStages(ctx, StateApproved, "", 0, MaxStagePage)
+	first := g.Flush(ctx)
+	for offset := 0; ; {
+		list, _, err := g.cfg.Store.ListStages(ctx, StateApproved, "", offset, MaxStagePage)
 		if err != nil {
 			return err
 		}
 		done := 0
 		for _, st := range list {
+			if !st.Written {
+				offset++ // queued after the flush above: the next flush writes it
+				continue
+			}
 			if err := g.publish(ctx, st.ID); err != nil {
+				offset++
 				if first == nil {
 					first = err
 				}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL driver "pgx"
@@ -32,6 +34,9 @@ var (
 type sqlStore struct {
 	db *sql.DB
 	d  dialect
+	// wmu makes the writers of one process take turns before they ask
+	// the database for its writer lock (BEGIN IMMEDIATE, advisory lock).
+	wmu sync.Mutex
 }
 
 // OpenSQLite opens (creating if needed) a SQLite store: write-ahead log,
@@ -83,8 +88,27 @@ func newSQLStore(ctx context.Context, db *sql.DB, d dialect) (*sqlStore, error) 
 		`CREATE UNIQUE INDEX IF NOT EXISTS stages_live ON stages (name, version) WHERE state <> 'rejected'`,
 		`CREATE INDEX IF NOT EXISTS stages_state ON stages (state, created)`,
 	}
+	// Columns added after the first schema: the approved role metadata
+	// waiting for the writer, and whether the repository holds it.
+	added := []struct{ name, def string }{{"signed", d.blob}, {"written", "INTEGER NOT NULL DEFAULT 0"}}
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		for _, q := range schema {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return err
+			}
+		}
+		for _, c := range added {
+			q := `ALTER TABLE stages ADD COLUMN IF NOT EXISTS ` + c.name + ` ` + c.def
+			if !d.dollar {
+				var n int
+				if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('stages') WHERE name = ?`, c.name).Scan(&n); err != nil {
+					return err
+				}
+				if n > 0 {
+					continue
+				}
+				q = `ALTER TABLE stages ADD COLUMN ` + c.name + ` ` + c.def
+			}
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return err
 			}
@@ -207,16 +231,17 @@ func (s *sqlStore) repoMetadata(ctx context.Context, q querier) (map[string][]by
 	return out, nil
 }
 
-const stageCols = `id, name, version, tag, target, role, state, reason, actor, shasum, integrity, predicate, signature, created, updated`
+const stageCols = `id, name, version, tag, target, role, state, reason, actor, shasum, integrity, predicate, signature, created, updated, written`
 
 func scanStage(sc interface{ Scan(...any) error }) (*Stage, error) {
 	var st Stage
-	var created, updated int64
+	var created, updated, written int64
 	err := sc.Scan(&st.ID, &st.Name, &st.Version, &st.Tag, &st.Target, &st.Role, &st.State, &st.Reason, &st.Actor,
-		&st.Shasum, &st.Integrity, &st.Predicate, &st.Signature, &created, &updated)
+		&st.Shasum, &st.Integrity, &st.Predicate, &st.Signature, &created, &updated, &written)
 	if err != nil {
 		return nil, err
 	}
+	st.Written = written != 0
 	st.Created, st.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
 	return &st, nil
 }
@@ -229,9 +254,9 @@ func (s *sqlStore) PutStage(ctx context.Context, st *Stage, b *Blobs) error {
 		prov = b.Provenance
 	}
 	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO stages (`+stageCols+`, document, tarball, provenance, auth)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		st.ID, st.Name, st.Version, st.Tag, st.Target, st.Role, st.State, st.Reason, st.Actor, st.Shasum, st.Integrity,
-		st.Predicate, st.Signature, now.UnixNano(), now.UnixNano(), b.Document, b.Tarball, prov, b.Auth)
+		st.Predicate, st.Signature, now.UnixNano(), now.UnixNano(), 0, b.Document, b.Tarball, prov, b.Auth)
 	if err != nil && isUniqueViolation(err) {
 		return fmt.Errorf("%s@%s: %w", st.Name, st.Version, ErrDuplicate)
 	}
@@ -344,7 +369,22 @@ func (s *sqlStore) Reject(ctx context.Context, id, reason string) error {
 }
 
 func (s *sqlStore) MarkPublished(ctx context.Context, id string) error {
-	return s.transition(ctx, id, StateApproved, `state = 'published', reason = ''`)
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE stages SET state = 'published', reason = '', updated = ? WHERE id = ? AND state = 'approved' AND written = 1`),
+		time.Now().UnixNano(), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return nil
+	}
+	st, err := s.GetStage(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st.State == StateApproved {
+		return fmt.Errorf("stage %s is approved but not yet in the repository: it cannot be published", id)
+	}
+	return fmt.Errorf("stage %s is %s, not approved", id, st.State)
 }
 
 func (s *sqlStore) Approve(ctx context.Context, id string, check ApproveFunc) error {
@@ -379,10 +419,108 @@ func (s *sqlStore) Approve(ctx context.Context, id string, check ApproveFunc) er
 				return err
 			}
 		}
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE stages SET state = 'approved', reason = '', signature = ?, updated = ? WHERE id = ?`),
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE stages SET state = 'approved', written = 1, reason = '', signature = ?, updated = ? WHERE id = ?`),
 			sig, time.Now().UnixNano(), id)
 		return err
 	})
+}
+
+func (s *sqlStore) Queue(ctx context.Context, id string, request []byte, a *Approval, signature string) error {
+	var state string
+	var stored []byte
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT state, request FROM stages WHERE id = ?`), id).Scan(&state, &stored)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("stage %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return err
+	}
+	if state != StateStaged {
+		return fmt.Errorf("stage %s is %s: %w", id, state, ErrNotStaged)
+	}
+	if !bytes.Equal(stored, request) {
+		return fmt.Errorf("stage %s: a new bundle was made while the submission was verified: %w", id, ErrStale)
+	}
+	// The update re-checks both under the row's write lock: a bundle made
+	// or a decision taken since the read above leaves the stage alone.
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE stages SET state = 'approved', written = 0, role = ?, signed = ?, reason = '', signature = ?, updated = ?
+		WHERE id = ? AND state = 'staged' AND request = ?`), a.Role, a.Signed, signature, time.Now().UnixNano(), id, request)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("stage %s changed while the submission was verified: %w", id, ErrNotStaged)
+	}
+	return nil
+}
+
+func (s *sqlStore) WriteQueued(ctx context.Context, max int, write BatchFunc) (int, error) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	n := 0
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT `+stageCols+`, tarball, signed FROM stages
+			WHERE state = 'approved' AND written = 0 ORDER BY created, id LIMIT ?`+s.d.update), max)
+		if err != nil {
+			return err
+		}
+		var stages []*Stage
+		var items []Queued
+		for rows.Next() {
+			var tgz, signed []byte
+			var st Stage
+			var created, updated, written int64
+			if err := rows.Scan(&st.ID, &st.Name, &st.Version, &st.Tag, &st.Target, &st.Role, &st.State, &st.Reason, &st.Actor,
+				&st.Shasum, &st.Integrity, &st.Predicate, &st.Signature, &created, &updated, &written, &tgz, &signed); err != nil {
+				rows.Close()
+				return err
+			}
+			st.Created, st.Updated = time.Unix(0, created).UTC(), time.Unix(0, updated).UTC()
+			stages = append(stages, &st)
+			items = append(items, Queued{Role: st.Role, Target: st.Target, Tarball: tgz, Signed: signed})
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(items) == 0 {
+			return nil
+		}
+		repo, err := s.repoMetadata(ctx, tx)
+		if err != nil {
+			return err
+		}
+		files, refused, err := write(stages, items, repo)
+		if err != nil {
+			return err
+		}
+		if len(refused) != len(items) {
+			return fmt.Errorf("writer answered for %d of %d approved stages", len(refused), len(items))
+		}
+		for p, data := range files {
+			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM repo_files WHERE path = ?`), p); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO repo_files (path, data) VALUES (?, ?)`), p, data); err != nil {
+				return err
+			}
+		}
+		now := time.Now().UnixNano()
+		for i, st := range stages {
+			if refused[i] != nil {
+				_, err = tx.ExecContext(ctx, s.q(`UPDATE stages SET state = 'staged', written = 0, signed = NULL, signature = '', reason = ?, updated = ? WHERE id = ?`),
+					"submission refused: "+oneLine(refused[i].Error()), now, st.ID)
+			} else {
+				_, err = tx.ExecContext(ctx, s.q(`UPDATE stages SET written = 1, signed = NULL, updated = ? WHERE id = ?`), now, st.ID)
+				n++
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return n, err
 }
 
 // ErrNotStaged means a stage already left the staged state.

@@ -11,9 +11,14 @@ import (
 )
 
 // Stage states. A stage moves staged → approved → published, or staged →
-// rejected; nothing else. approved means the threshold-signed role,
-// snapshot and timestamp are in the store's TUF repository and the tarball
-// still has to reach the upstream registry (a restart finishes that).
+// rejected; an approved stage the writer cannot put into the repository
+// (its role moved on) goes back to staged with the reason. approved means
+// a threshold of signatures verified: the stage waits for the writer with
+// its signed role metadata (Written false), then the role, snapshot and
+// timestamp are in the store's TUF repository (Written true) and the
+// tarball still has to reach the upstream registry. A restart finishes
+// either step; nothing reaches the upstream registry before it is
+// written.
 const (
 	StateStaged    = "staged"
 	StateApproved  = "approved"
@@ -45,8 +50,11 @@ type Stage struct {
 	// Signature is the gate's npm registry signature (dist.signatures),
 	// set when the version is approved.
 	Signature string
-	Created   time.Time
-	Updated   time.Time
+	// Written says an approved stage's role, snapshot and timestamp are
+	// in the repository (false: queued for the writer).
+	Written bool
+	Created time.Time
+	Updated time.Time
 }
 
 // Blobs are the bytes kept with a stage.
@@ -64,6 +72,14 @@ type Blobs struct {
 // it returns the repository files to add or replace and the gate's npm
 // signature. An error leaves the store unchanged.
 type ApproveFunc func(s *Stage, b *Blobs, repo map[string][]byte) (files map[string][]byte, signature string, err error)
+
+// BatchFunc writes queued approvals under the repository writer lock: it
+// is given the approved stages not yet written (oldest first), their
+// approvals and the current repository metadata, and returns the files to
+// add or replace and, per stage, why it was refused (nil: written). A
+// refused stage goes back to staged with the reason; an error leaves the
+// store unchanged.
+type BatchFunc func(stages []*Stage, items []Queued, repo map[string][]byte) (files map[string][]byte, refused []error, err error)
 
 // Store keeps staged uploads and the TUF repository the gate serves. Every
 // method is safe for concurrent use, also by several gate processes sharing
@@ -96,6 +112,14 @@ type Store interface {
 	// Approve runs check under the writer lock and, if it succeeds, writes
 	// its files and moves the stage from staged to approved atomically.
 	Approve(ctx context.Context, id string, check ApproveFunc) error
+	// Queue moves a staged stage whose request.json is still request to
+	// approved with its verified approval, not yet written.
+	Queue(ctx context.Context, id string, request []byte, a *Approval, signature string) error
+	// WriteQueued takes the writer lock (one writer at a time, across
+	// processes sharing the database), runs write over up to max approved
+	// stages not yet written and commits its files with the stages' new
+	// states in one transaction. It returns how many were written.
+	WriteQueued(ctx context.Context, max int, write BatchFunc) (int, error)
 	// MarkPublished moves an approved stage to published.
 	MarkPublished(ctx context.Context, id string) error
 	Close() error

@@ -84,6 +84,82 @@ func RunStoreTests(t *testing.T, open func(t *testing.T) Store) {
 	if err != nil || total != 1 || list[0].Signature != "sig" {
 		t.Fatalf("published list %+v total %d: %v", list, total, err)
 	}
+	runQueueTests(t, s)
+}
+
+// runQueueTests checks the approval queue: a queued stage is approved but
+// not written and cannot be published; a writer that fails leaves it
+// queued (as a crash would); the writer writes files and states in one
+// step; a stage it refuses goes back to staged with the reason.
+func runQueueTests(t *testing.T, s Store) {
+	ctx := context.Background()
+	mk := func(id, version string) *Stage {
+		st := &Stage{ID: id, Name: "q", Version: version, Tag: "latest", Target: TargetPath("q", version), Role: "q", Actor: "alice"}
+		if err := s.PutStage(ctx, st, &Blobs{Document: []byte("{}"), Tarball: []byte("tgz " + version)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetRequest(ctx, id, []byte("request "+version)); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	a, b := mk("22222222-2222-3333-4444-555555555555", "1.0.0"), mk("22222222-2222-3333-4444-666666666666", "1.0.1")
+	if err := s.Queue(ctx, a.ID, []byte("other request"), &Approval{Role: "q", Version: 2, Signed: []byte("signed a")}, "sig a"); !errors.Is(err, ErrStale) {
+		t.Fatalf("queue against another request: %v, want ErrStale", err)
+	}
+	for _, st := range []*Stage{a, b} {
+		if err := s.Queue(ctx, st.ID, []byte("request "+st.Version), &Approval{Role: "q", Version: 2, Signed: []byte("signed " + st.Version)}, "sig"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Queue(ctx, a.ID, []byte("request 1.0.0"), &Approval{Role: "q", Version: 2, Signed: []byte("x")}, "sig"); !errors.Is(err, ErrNotStaged) {
+		t.Fatalf("second queue: %v, want ErrNotStaged", err)
+	}
+	if got, _ := s.GetStage(ctx, a.ID); got.State != StateApproved || got.Written {
+		t.Fatalf("queued stage is %s written=%v", got.State, got.Written)
+	}
+	if err := s.MarkPublished(ctx, a.ID); err == nil || !strings.Contains(err.Error(), "not yet in the repository") {
+		t.Fatalf("publishing a queued stage: %v", err)
+	}
+	crash := errors.New("writer died")
+	if _, err := s.WriteQueued(ctx, 10, func([]*Stage, []Queued, map[string][]byte) (map[string][]byte, []error, error) {
+		return map[string][]byte{"metadata/9.q.json": []byte("q9")}, nil, crash
+	}); !errors.Is(err, crash) {
+		t.Fatalf("failing writer: %v", err)
+	}
+	if got, _ := s.GetStage(ctx, a.ID); got.State != StateApproved || got.Written {
+		t.Fatalf("after a failed write the stage is %s written=%v", got.State, got.Written)
+	}
+	if _, err := s.RepoFile(ctx, "metadata/9.q.json"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a failed write left files: %v", err)
+	}
+	n, err := s.WriteQueued(ctx, 10, func(stages []*Stage, items []Queued, repo map[string][]byte) (map[string][]byte, []error, error) {
+		if len(items) != 2 || string(items[0].Signed) != "signed 1.0.0" || string(items[1].Tarball) != "tgz 1.0.1" || items[0].Role != "q" {
+			t.Errorf("writer saw %+v", items)
+		}
+		return map[string][]byte{"metadata/2.q.json": []byte("q2")}, []error{nil, ErrStale}, nil
+	})
+	if err != nil || n != 1 {
+		t.Fatalf("write: %d %v", n, err)
+	}
+	if got, _ := s.GetStage(ctx, a.ID); got.State != StateApproved || !got.Written {
+		t.Fatalf("written stage is %s written=%v", got.State, got.Written)
+	}
+	if got, _ := s.GetStage(ctx, b.ID); got.State != StateStaged || !strings.Contains(got.Reason, "role changed") {
+		t.Fatalf("refused stage is %s %q", got.State, got.Reason)
+	}
+	if f, err := s.RepoFile(ctx, "metadata/2.q.json"); err != nil || string(f) != "q2" {
+		t.Fatalf("written file: %q %v", f, err)
+	}
+	if n, err := s.WriteQueued(ctx, 10, func([]*Stage, []Queued, map[string][]byte) (map[string][]byte, []error, error) {
+		t.Error("writer called with nothing queued")
+		return nil, nil, nil
+	}); err != nil || n != 0 {
+		t.Fatalf("empty write: %d %v", n, err)
+	}
+	if err := s.MarkPublished(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func keys(m map[string][]byte) []string {

@@ -1,14 +1,13 @@
 package registry
 
 import (
-	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -35,6 +34,14 @@ type Releaser interface {
 	// repository files that publish target: the role, snapshot, timestamp
 	// and the target's bytes.
 	Release(repo map[string][]byte, request []byte, submissions [][]byte, target string, tarball []byte, online hsm.Signer, now time.Time) (map[string][]byte, error)
+	// Verify is the verification half of Release: it returns the role's
+	// signed metadata without writing anything.
+	Verify(repo map[string][]byte, request []byte, submissions [][]byte, target string, tarball []byte) (*Approval, error)
+	// Write is the writing half of Release for a batch of approvals: each
+	// role's new version and target, then one snapshot and one
+	// timestamp, checked by the client. refused says, per item, why it
+	// was left out.
+	Write(repo map[string][]byte, items []Queued, online hsm.Signer, now time.Time) (files map[string][]byte, refused []error, err error)
 }
 
 // TUFReleaser is the Releaser built on package tuf.
@@ -48,9 +55,25 @@ type TUFReleaser struct {
 
 var _ Releaser = TUFReleaser{}
 
+// scratchDir is where checkouts go: a memory file system when the system
+// has one (/dev/shm), else the temporary folder. A checkout is a scratch
+// copy; the store's transaction is what makes a write durable, so the
+// repository code's fsyncs of each file need not reach a disk.
+var scratchDir = sync.OnceValue(func() string {
+	const shm = "/dev/shm"
+	if fi, err := os.Stat(shm); err == nil && fi.IsDir() {
+		if f, err := os.CreateTemp(shm, "airlock-probe-*"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			return shm
+		}
+	}
+	return ""
+})
+
 // checkout writes the repository files into a new temporary folder.
 func checkout(repo map[string][]byte) (string, *tuf.Repository, error) {
-	dir, err := os.MkdirTemp("", "airlock-gate-*")
+	dir, err := os.MkdirTemp(scratchDir(), "airlock-gate-*")
 	if err != nil {
 		return "", nil, err
 	}
@@ -103,16 +126,12 @@ func ReadTree(dir string) (map[string][]byte, error) {
 }
 
 func (TUFReleaser) RoleFor(repo map[string][]byte, target string) (string, int, int, error) {
-	dir, r, err := checkout(repo)
+	v := metaView(repo)
+	role, err := v.findRole(target)
 	if err != nil {
 		return "", 0, 0, err
 	}
-	defer os.RemoveAll(dir)
-	role, err := findRole(r, target)
-	if err != nil {
-		return "", 0, 0, err
-	}
-	d, err := r.Delegation(role)
+	d, err := v.delegation(role)
 	if err != nil {
 		return "", 0, 0, err
 	}
@@ -122,28 +141,35 @@ func (TUFReleaser) RoleFor(repo map[string][]byte, target string) (string, int, 
 // findRole walks the delegations from targets, in order, to the first role
 // that may sign target (the TUF target search, without the targets
 // themselves).
-func findRole(r *tuf.Repository, target string) (string, error) {
+func (v metaView) findRole(target string) (string, error) {
 	visited := 0
+	parse := func(name string) (*tuf.Targets, error) {
+		_, raw := v.role(name)
+		if raw == nil {
+			return nil, fs.ErrNotExist
+		}
+		return tuf.ParseTargets(raw)
+	}
 	var walk func(name string) (string, error)
 	walk = func(name string) (string, error) {
 		if visited++; visited > tuf.MaxDelegations {
 			return "", fmt.Errorf("more than %d delegations visited looking for %s", tuf.MaxDelegations, target)
 		}
-		m, err := r.Role(name)
+		t, err := parse(name)
 		if errors.Is(err, fs.ErrNotExist) {
 			return "", nil
 		}
 		if err != nil {
 			return "", err
 		}
-		if m.Signed.Delegations == nil {
+		if t.Delegations == nil {
 			return "", nil
 		}
-		for _, rr := range m.Signed.Delegations.GetRolesForTarget(target) {
+		for _, rr := range t.Delegations.GetRolesForTarget(target) {
 			if found, err := walk(rr.Name); err != nil || found != "" {
 				return found, err
 			}
-			if _, err := r.Delegation(rr.Name); err == nil {
+			if _, err := v.delegation(rr.Name); err == nil {
 				return rr.Name, nil
 			}
 			if rr.Terminating {
@@ -152,12 +178,12 @@ func findRole(r *tuf.Repository, target string) (string, error) {
 		}
 		return "", nil
 	}
-	top, err := r.Role(metadata.TARGETS)
+	top, err := parse(metadata.TARGETS)
 	if err != nil {
 		return "", err
 	}
-	if top.Signed.Delegations != nil {
-		for _, rr := range top.Signed.Delegations.GetRolesForTarget(target) {
+	if top.Delegations != nil {
+		for _, rr := range top.Delegations.GetRolesForTarget(target) {
 			if found, err := walk(rr.Name); err != nil || found != "" {
 				return found, err
 			}
@@ -209,108 +235,19 @@ var (
 	ErrNoBundle = errors.New("no bundle was made for this stage yet: run airlock gate bundle first")
 )
 
+// Release verifies submissions and writes the one approval (Verify, then
+// Write) and returns the repository files that changed.
 func (rel TUFReleaser) Release(repo map[string][]byte, request []byte, submissions [][]byte, target string, tarball []byte, onlineKey hsm.Signer, now time.Time) (map[string][]byte, error) {
-	if len(request) == 0 {
-		return nil, ErrNoBundle
-	}
-	req, err := tuf.ParseRequest(request)
-	if err != nil {
-		return nil, fmt.Errorf("stored request: %w", err)
-	}
-	p, err := req.Payload()
-	if err != nil {
-		return nil, fmt.Errorf("stored request: %w", err)
-	}
-	if p.Targets == nil {
-		return nil, fmt.Errorf("stored request for %s is not a targets release", req.Role)
-	}
-	tf, ok := p.Targets.Signed.Targets[target]
-	if !ok {
-		return nil, fmt.Errorf("the bundle's metadata does not list %s", target)
-	}
-	if err := tf.VerifyLengthHashes(tarball); err != nil {
-		return nil, fmt.Errorf("the staged tarball does not match the bundle's target %s: %w", target, err)
-	}
-	dir, r, err := checkout(repo)
+	a, err := rel.Verify(repo, request, submissions, target, tarball)
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
-	cur, err := r.RoleVersion(req.Role)
+	files, refused, err := rel.Write(repo, []Queued{{Role: a.Role, Target: target, Tarball: tarball, Signed: a.Signed}}, onlineKey, now)
 	if err != nil {
 		return nil, err
 	}
-	if p.Version != cur+1 {
-		return nil, fmt.Errorf("the bundle signs %s version %d, the repository holds version %d: %w", req.Role, p.Version, cur, ErrStale)
+	if refused[0] != nil {
+		return nil, refused[0]
 	}
-	var responses []*tuf.Response
-	var existing []metadata.Signature
-	for i, s := range submissions {
-		resp, rerr := tuf.ParseResponse(s)
-		if rerr == nil {
-			responses = append(responses, resp)
-			continue
-		}
-		m, merr := tuf.ParseStrict[metadata.TargetsType](s)
-		if merr != nil {
-			return nil, fmt.Errorf("submission %d is neither a signature response (%v) nor signed %s metadata (%v)", i+1, rerr, req.Role, merr)
-		}
-		canon, err := tuf.Canonical(m)
-		if err != nil {
-			return nil, fmt.Errorf("submission %d: %w", i+1, err)
-		}
-		if !bytes.Equal(canon, p.Canonical) {
-			return nil, fmt.Errorf("submission %d is signed metadata of other content than the bundle's %s version %d: %w", i+1, req.Role, p.Version, tuf.ErrOtherBytes)
-		}
-		existing = append(existing, m.Signatures...)
-	}
-	d, err := r.Delegation(req.Role)
-	if err != nil {
-		return nil, err
-	}
-	if err := online.CheckResponsesProduction(d, responses, rel.Dev); err != nil {
-		return nil, err
-	}
-	if !rel.Dev {
-		for i, s := range existing {
-			if k, ok := d.Keys[s.KeyID]; ok && !tuf.KeyKind(k).Hardware() {
-				return nil, fmt.Errorf("signed metadata signature %d: key %.12s is a %s key, not a hardware key: %w", i+1, s.KeyID, tuf.KeyKind(k), online.ErrDevResponse)
-			}
-		}
-	}
-	c, err := tuf.Combine(p, req.Role, d, existing, responses)
-	if err != nil {
-		return nil, err
-	}
-	p.Targets.Signatures = c.Signatures
-	if err := r.AddTargetFile(target, tarball); err != nil {
-		return nil, err
-	}
-	if err := r.CommitTargets(req.Role, p.Targets, onlineKey, now); err != nil {
-		return nil, err
-	}
-	// The published repository must satisfy the same client the users run.
-	root1, ok := repo["metadata/1.root.json"]
-	if !ok {
-		return nil, errors.New("repository has no metadata/1.root.json")
-	}
-	client := &tuf.Client{Fetch: tuf.DirFetcher(dir), RefTime: now}
-	_, got, err := client.Verify(context.Background(), root1, target)
-	if err != nil {
-		return nil, fmt.Errorf("the repository after publishing fails the client check: %w", err)
-	}
-	if !bytes.Equal(got, tarball) {
-		return nil, fmt.Errorf("the client fetched other bytes for %s than the staged tarball", target)
-	}
-	after, err := ReadTree(dir)
-	if err != nil {
-		return nil, err
-	}
-	changed := map[string][]byte{}
-	for p, b := range after {
-		if old, ok := repo[p]; !ok || !bytes.Equal(old, b) {
-			changed[p] = b
-		}
-	}
-	return changed, nil
+	return files, nil
 }

@@ -32,7 +32,7 @@ func Combine(p *Payload, role string, d *Delegation, existing []metadata.Signatu
 	c := &Combined{}
 	have := map[string]bool{}
 	add := func(src string, keyID string, sig []byte) error {
-		k, ok := d.Keys[keyID]
+		_, ok := d.Keys[keyID]
 		inRole := false
 		for _, id := range d.KeyIDs {
 			inRole = inRole || id == keyID
@@ -40,11 +40,14 @@ func Combine(p *Payload, role string, d *Delegation, existing []metadata.Signatu
 		if !ok || !inRole {
 			return fmt.Errorf("%s: key %s is not a key of role %s", src, short(keyID), role)
 		}
-		fp, err := Fingerprint(k)
-		if err != nil {
-			return fmt.Errorf("%s: key %s: %w", src, short(keyID), err)
+		pk := d.key(keyID)
+		if pk.err != nil {
+			return fmt.Errorf("%s: key %s: %w", src, short(keyID), pk.err)
 		}
-		if err := verifySig(k, p.Canonical, sig); err != nil {
+		fp := pk.fp
+		// The one verification of this signature: the threshold count
+		// below relies on it instead of verifying again.
+		if err := verifyParsed(pk.pub, pk.hash, p.Canonical, sig); err != nil {
 			return fmt.Errorf("%s: signature by key %s does not verify over the request's bytes", src, short(keyID))
 		}
 		if have[fp] {
@@ -77,7 +80,10 @@ func Combine(p *Payload, role string, d *Delegation, existing []metadata.Signatu
 		}
 	}
 	sort.Slice(c.Signatures, func(i, j int) bool { return c.Signatures[i].KeyID < c.Signatures[j].KeyID })
-	v, err := VerifySignatures(d, p.Canonical, c.Signatures)
+	// Every signature kept was verified above with the key its key ID
+	// names over p.Canonical: count the threshold and the approval groups
+	// without verifying them a second time.
+	v, err := verifySignedOnce(d, c.Signatures)
 	c.Verified = v
 	if err != nil {
 		return c, err

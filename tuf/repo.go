@@ -546,6 +546,16 @@ func (r *Repository) NextRoot(expires time.Time) (*metadata.Metadata[metadata.Ro
 // delegator (threshold by distinct keys, groups, version above the current)
 // and writes it, then refreshes snapshot and timestamp.
 func (r *Repository) CommitTargets(role string, m *metadata.Metadata[metadata.TargetsType], online hsm.Signer, now time.Time) error {
+	if err := r.WriteTargets(role, m, now); err != nil {
+		return err
+	}
+	return r.Refresh(online, now)
+}
+
+// WriteTargets verifies and writes signed metadata of a targets role as
+// CommitTargets does, without refreshing snapshot and timestamp: a caller
+// writing several roles refreshes once after the last (Refresh).
+func (r *Repository) WriteTargets(role string, m *metadata.Metadata[metadata.TargetsType], now time.Time) error {
 	d, err := r.Delegation(role)
 	if err != nil {
 		return err
@@ -567,10 +577,7 @@ func (r *Repository) CommitTargets(role string, m *metadata.Metadata[metadata.Ta
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(r.metaPath(fmt.Sprintf("%d.%s.json", t.Header.Version, role)), b); err != nil {
-		return err
-	}
-	return r.Refresh(online, now)
+	return writeFileAtomic(r.metaPath(fmt.Sprintf("%d.%s.json", t.Header.Version, role)), b)
 }
 
 // CommitRoot verifies a new root against the current one (threshold of the
@@ -643,6 +650,13 @@ func EncodeMetadata[T metadata.Roles](m *metadata.Metadata[T]) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return EncodeMetadataCanonical(m, payload)
+}
+
+// EncodeMetadataCanonical is EncodeMetadata for a caller that holds the
+// canonical form of m's signed part already (Payload.Canonical): payload
+// must be exactly Canonical(m).
+func EncodeMetadataCanonical[T metadata.Roles](m *metadata.Metadata[T], payload []byte) ([]byte, error) {
 	if len(m.UnrecognizedFields) > 0 || !json.Valid(payload) {
 		return m.ToBytes(true)
 	}

@@ -43,6 +43,17 @@ type parsedKey struct {
 	err  error
 }
 
+// Clone returns a copy of d that shares its keys and groups but not its
+// parsed-key cache, for use by another goroutine.
+func (d *Delegation) Clone() *Delegation {
+	c := *d
+	c.parsed = make(map[string]parsedKey, len(d.parsed))
+	for id, pk := range d.parsed {
+		c.parsed[id] = pk
+	}
+	return &c
+}
+
 // key returns the parsed public key listed under id.
 func (d *Delegation) key(id string) parsedKey {
 	if pk, ok := d.parsed[id]; ok {
@@ -259,6 +270,14 @@ func checkKeyID(id string, k *metadata.Key) error {
 // only valid signatures by the role's keys count, and each distinct public
 // key counts once however many key IDs list it or signatures repeat it.
 func (d *Delegation) Verify(payload []byte, sigs []metadata.Signature) (*Verified, error) {
+	return d.tally(sigs, func(pk parsedKey, s metadata.Signature) error {
+		return verifyParsed(pk.pub, pk.hash, payload, s.Signature)
+	})
+}
+
+// tally counts sigs against the role as Verify describes; valid decides
+// whether one signature verifies.
+func (d *Delegation) tally(sigs []metadata.Signature, valid func(pk parsedKey, s metadata.Signature) error) (*Verified, error) {
 	if len(sigs) > MaxSignatures {
 		return nil, fmt.Errorf("role %s: %d signatures, over the %d cap", d.Role, len(sigs), MaxSignatures)
 	}
@@ -291,7 +310,7 @@ func (d *Delegation) Verify(payload []byte, sigs []metadata.Signature) (*Verifie
 			v.Ignored = append(v.Ignored, fmt.Sprintf("signature %d: key %s already counted", i, short(s.KeyID)))
 			continue
 		}
-		if err := verifyParsed(pk.pub, pk.hash, payload, s.Signature); err != nil {
+		if err := valid(pk, s); err != nil {
 			v.Ignored = append(v.Ignored, fmt.Sprintf("signature %d: key %s: invalid signature", i, short(s.KeyID)))
 			continue
 		}
@@ -484,6 +503,18 @@ func verifySigned(d *Delegation, payload []byte, sigs []metadata.Signature, h He
 		return v, err
 	}
 	return v, checkHeader(d.Role, h, rc)
+}
+
+// verifySignedOnce is verifySigned for signatures each already verified
+// over the payload by the key its key ID names (Combine verifies each as
+// it adds it): the same key-ID, role, distinct-key threshold and group
+// rules, without a second signature verification.
+func verifySignedOnce(d *Delegation, sigs []metadata.Signature) (*Verified, error) {
+	v, err := d.tally(sigs, func(parsedKey, metadata.Signature) error { return nil })
+	if err != nil {
+		return v, err
+	}
+	return v, d.CheckGroups(v)
 }
 
 func checkHeader(role string, h Header, rc RoleCheck) error {

@@ -366,3 +366,169 @@ func gateLoad(t *testing.T, loadFlows int, repoDir, onlineKey string, signers []
 		}
 	}
 }
+
+// publishRateDefault is how many packages TestGatePublishRate publishes
+// each way; AIRLOCK_PUBLISH_N changes it (scripts/bench-gate-publish.sh).
+const publishRateDefault = 40
+
+// TestGatePublishRate compares publishing through the gate with
+// publishing to Verdaccio directly, on the same machine in the same run,
+// and checks every gated publish. Untimed first: N versions are staged,
+// their bundles fetched and signed (the appliance's part, made
+// beforehand). Timed, gated: N concurrent submissions of those
+// signatures, each until its version is published upstream (verified,
+// written to the TUF repository with snapshot and timestamp, and
+// forwarded to Verdaccio). Timed, direct: N concurrent npm publishes of
+// other packages with the same tarballs straight to Verdaccio. It logs
+// both rates and their ratio; nothing about speed is asserted.
+func TestGatePublishRate(t *testing.T) {
+	checkNPM(t)
+	airlock(t)
+	n := publishRateDefault
+	if v := os.Getenv("AIRLOCK_PUBLISH_N"); v != "" {
+		var err error
+		if n, err = strconv.Atoi(v); err != nil || n < 1 {
+			t.Fatalf("AIRLOCK_PUBLISH_N=%q: want a positive number", v)
+		}
+	}
+	store := "sqlite:" + filepath.Join(t.TempDir(), "gate.db")
+	if os.Getenv("AIRLOCK_PUBLISH_STORE") == "postgres" {
+		store = pgtest.Start(t)
+	}
+	repoDir, onlineKey, signers, root := loadRepo(t, n)
+	upstream := verdaccio(t)
+	token := login(t, upstream)
+	g := startGate(t, "--upstream", upstream, "--repo", repoDir, "--online-key", onlineKey, "--store", store,
+		"--listen", "127.0.0.1:"+strconv.Itoa(freePort(t)), "--dev")
+	ctx := context.Background()
+	tarballs := make([][]byte, n)
+	bodies := make([][]byte, n)
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	prepare := time.Now()
+	for i := range n {
+		tarballs[i] = []byte(fmt.Sprintf("tarball of %s, %d\n", loadName(i), time.Now().UnixNano()))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var res struct {
+				StageID string `json:"stageId"`
+			}
+			code, reason, err := call(ctx, http.MethodPost, g.url+"/-/stage/package/"+loadName(i), token, loadDoc(loadName(i), "1.0.0", tarballs[i]), &res)
+			if err != nil || code != http.StatusCreated {
+				errs[i] = fmt.Errorf("stage: %d %s %v", code, reason, err)
+				return
+			}
+			ids[i] = res.StageID
+			var b registry.BundleFiles
+			if code, reason, err := call(ctx, http.MethodGet, g.url+"/-/airlock/stage/"+ids[i]+"/bundle", "", nil, &b); err != nil || code != http.StatusOK {
+				errs[i] = fmt.Errorf("bundle: %d %s %v", code, reason, err)
+				return
+			}
+			req, err := tuf.ParseRequest(b.Files["request.json"])
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			var sub registry.Submission
+			for _, s := range signers {
+				r, err := online.Sign(req, []hsm.Signer{s}, time.Now())
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				raw, _ := r.Marshal()
+				sub.Submissions = append(sub.Submissions, raw)
+			}
+			bodies[i], _ = json.Marshal(sub)
+		}()
+	}
+	wg.Wait()
+	prepared := time.Since(prepare)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("preparing %s: %v", loadName(i), err)
+		}
+	}
+	// Verdaccio's first requests are slower (it loads and compiles code):
+	// a few untimed publishes of other packages first.
+	for i := range 3 {
+		name := fmt.Sprintf("warmup-%d", i)
+		if code, reason, err := call(ctx, http.MethodPut, upstream+"/"+name, token, loadDoc(name, "1.0.0", tarballs[i%n]), nil); err != nil || code/100 != 2 {
+			t.Fatalf("warm-up publish: %d %s %v", code, reason, err)
+		}
+	}
+
+	gated := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			code, reason, err := call(ctx, http.MethodPost, g.url+"/-/airlock/stage/"+ids[i]+"/responses", "", bodies[i], nil)
+			if err != nil || (code != http.StatusOK && code != http.StatusAccepted) {
+				errs[i] = fmt.Errorf("submit: %d %s %v", code, reason, err)
+				return
+			}
+			for {
+				var st map[string]any
+				if code, _, err := call(ctx, http.MethodGet, g.url+"/-/stage/"+ids[i], "", nil, &st); err != nil || code != http.StatusOK {
+					errs[i] = fmt.Errorf("stage state: %d %v", code, err)
+					return
+				}
+				if st["state"] == registry.StatePublished {
+					return
+				}
+				if st["state"] != registry.StateApproved {
+					errs[i] = fmt.Errorf("stage is %v: %v", st["state"], st["reason"])
+					return
+				}
+				time.Sleep(20 * time.Millisecond) // polling until forwarded
+			}
+		}()
+	}
+	wg.Wait()
+	gatedElapsed := time.Since(gated)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("gated publish of %s: %v", loadName(i), err)
+		}
+	}
+
+	direct := time.Now()
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			name := fmt.Sprintf("direct-%03d", i)
+			if code, reason, err := call(ctx, http.MethodPut, upstream+"/"+name, token, loadDoc(name, "1.0.0", tarballs[i]), nil); err != nil || code/100 != 2 {
+				errs[i] = fmt.Errorf("direct publish of %s: %d %s %v", name, code, reason, err)
+			}
+		}()
+	}
+	wg.Wait()
+	directElapsed := time.Since(direct)
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Every gated version is served by Verdaccio and matches its signed
+	// target.
+	vu, _ := url.Parse(upstream)
+	tu, _ := url.Parse(g.url + "/tuf")
+	m := &registry.Monitor{Registry: vu, Repo: tuf.HTTPFetcher{Base: tu}, Root: root}
+	for i := range n {
+		alarms, err := m.Check(ctx, loadName(i))
+		if err != nil || len(alarms) != 0 {
+			t.Errorf("%s: %v %+v", loadName(i), err, alarms)
+		}
+	}
+	snapshots := strings.Count(g.logs(), "with one snapshot and timestamp")
+	gatedRate, directRate := float64(n)/gatedElapsed.Seconds(), float64(n)/directElapsed.Seconds()
+	t.Logf("store %s, %d packages; untimed preparation (stage, bundle, sign): %s", strings.SplitN(store, ":", 2)[0], n, prepared.Round(time.Millisecond))
+	t.Logf("gated: %d concurrent submissions until published upstream in %s = %.1f publishes/s (%d repository writes)", n, gatedElapsed.Round(time.Millisecond), gatedRate, snapshots)
+	t.Logf("direct: %d concurrent publishes to Verdaccio in %s = %.1f publishes/s", n, directElapsed.Round(time.Millisecond), directRate)
+	t.Logf("gated / direct publishes per second = %.2fx", gatedRate/directRate)
+}
