@@ -286,6 +286,7 @@ func (s *streamCompare) finish(side int, err error) {
 // work diffs queued jobs until both readers are done and the queue is
 // empty, or the comparison failed.
 func (s *streamCompare) work() {
+	ld := newLineDiffer()
 	for {
 		s.mu.Lock()
 		for len(s.queue) == 0 && !s.failed && !(s.done[0] && s.done[1]) {
@@ -301,7 +302,7 @@ func (s *streamCompare) work() {
 		s.mu.Unlock()
 
 		c := &j.c
-		diffFile(c, j.oldText, j.newText, true, s.lim)
+		diffFile(c, j.oldText, j.newText, true, s.lim, ld)
 		if c.Old != nil && c.New.facts(s.lim.MaxHitsPerFile).longestLine >= minifiedLineBytes {
 			c.Old.factsOf(j.oldText, j.oldHas, s.lim.MaxHitsPerFile) // fileSignals compares line lengths
 		}
