@@ -68,17 +68,22 @@ func splitOffsets(s string, off []int32) textLines {
 	return textLines{text: s, off: off}
 }
 
+// lineEnt locates a line: its offset and length in old's text, or in
+// new's when n has its top bit set.
+type lineEnt struct{ off, n uint32 }
+
+const entNew = 1 << 31
+
 // lineDiffer diffs the lines of two texts. Its slices are scratch memory,
 // reused by the next diff; one lineDiffer serves one goroutine.
 type lineDiffer struct {
 	seed       maphash.Seed
 	offA, offB []int32
-	a, b       []rune   // interned line ids of the region being diffed
-	slots      []uint32 // hash table of ids: id+1, 0 when free
-	hash       []uint32 // per id: the top half of its line's hash
-	rep        []int32  // per id: a line with it, i in a or ^j in b
-	count      []uint8  // per id: occurrences in a region, saturating (a: low nibble, b: high)
-	posB       []int32  // per id: a line of b with it
+	a, b       []rune    // interned line ids of the region being diffed
+	slots      []uint64  // hash table of ids: the top half of the line's hash<<32 | id+1; 0 when free
+	ent        []lineEnt // per id: where a line with it is
+	count      []uint8   // per id: occurrences in a region, saturating (a: low nibble, b: high)
+	posB       []int32   // per id: a line of b with it
 	out        []lcs.Diff
 	pairs      [][2]int32 // scratch for anchors
 	prev       []int32
@@ -104,6 +109,7 @@ func (d *lineDiffer) diff(old, new string) (a, b textLines, out []lcs.Diff, err 
 			out, err = nil, fmt.Errorf("line diff failed: %v", r)
 		}
 	}()
+	defer func() { d.la, d.lb = textLines{}, textLines{} }() // keep no text
 	if len(old) > maxLineDiffBytes || len(new) > maxLineDiffBytes {
 		return a, b, nil, fmt.Errorf("line diff failed: %w", errTextTooLarge)
 	}
@@ -134,48 +140,48 @@ func (d *lineDiffer) diff(old, new string) (a, b textLines, out []lcs.Diff, err 
 // intern fills d.a and d.b with the ids of lines a0..a1 and b0..b1.
 func (d *lineDiffer) intern(a0, a1, b0, b1 int) {
 	n := (a1 - a0) + (b1 - b0)
-	size := 1 << bits.Len(uint(n+n/2)) // load at most 2/3
+	size := 1 << bits.Len(uint(n+n/3)) // load at most 3/4
 	d.slots = grown(d.slots, size)
 	clear(d.slots)
 	mask := uint64(size - 1)
-	rep, hash, slots := d.rep[:0], d.hash[:0], d.slots
+	ent, slots := d.ent[:0], d.slots
 	la, lb := d.la, d.lb
-	intern := func(s string, i int32) rune {
+	intern := func(l textLines, i int, side uint32) rune {
+		off, end := l.off[i], l.off[i+1]
+		s := l.text[off:end]
 		h := maphash.String(d.seed, s)
-		tag := uint32(h >> 32)
+		tag := h &^ 0xffffffff
 		for k := h & mask; ; k = (k + 1) & mask {
 			v := slots[k]
 			if v == 0 {
-				slots[k] = uint32(len(rep) + 1)
-				rep = append(rep, i)
-				hash = append(hash, tag)
-				return rune(len(rep) - 1)
+				ent = append(ent, lineEnt{uint32(off), uint32(end-off) | side})
+				slots[k] = tag | uint64(len(ent))
+				return rune(len(ent) - 1)
 			}
-			id := v - 1
-			if hash[id] != tag {
+			if v&^0xffffffff != tag {
 				continue
 			}
-			var t string
-			if r := rep[id]; r >= 0 {
-				t = la.at(int(r))
-			} else {
-				t = lb.at(int(^r))
+			id := uint32(v) - 1
+			e := ent[id]
+			t := la.text
+			if e.n&entNew != 0 {
+				t = lb.text
 			}
-			if t == s {
+			if t[e.off:e.off+e.n&^entNew] == s {
 				return rune(id)
 			}
 		}
 	}
 	d.a = slices.Grow(d.a[:0], a1-a0)
 	for i := a0; i < a1; i++ {
-		d.a = append(d.a, intern(la.at(i), int32(i)))
+		d.a = append(d.a, intern(la, i, 0))
 	}
 	d.b = slices.Grow(d.b[:0], b1-b0)
 	for j := b0; j < b1; j++ {
-		d.b = append(d.b, intern(lb.at(j), ^int32(j)))
+		d.b = append(d.b, intern(lb, j, entNew))
 	}
-	d.rep, d.hash = rep, hash
-	ids := len(rep)
+	d.ent = ent
+	ids := len(ent)
 	d.count = grown(d.count, ids)
 	clear(d.count)
 	d.posB = grown(d.posB, ids)

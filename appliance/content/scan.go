@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -76,23 +75,27 @@ func (b *builder) readContent(f *File, r io.Reader, size int64) error {
 	f.Size = size
 	h := sha256.New()
 	if size <= b.lim.MaxTextBytes {
+		// Read into the buffer the text will be kept in, hashing on the
+		// way, so that the content exists once in memory.
+		var buf, pooled []byte // pooled: buf, when it comes from the text pool
 		if b.stream != nil {
 			// A streamed comparison holds text only while it is needed;
 			// wait until there is room for this file's.
-			if err := b.stream.acquire(size); err != nil {
+			var err error
+			if buf, err = b.stream.acquire(f.Path, size); err != nil {
 				return err
 			}
+			if !keepsText(f.Path) {
+				pooled = buf
+			}
+		} else {
+			buf = make([]byte, size)
 		}
-		// Copy into the string that will be kept, hashing on the way, so
-		// that the content exists once in memory.
-		var sb strings.Builder
-		sb.Grow(int(size))
-		buf := b.buffer()
-		for int64(sb.Len()) < size {
-			want := min(int64(len(buf)), size-int64(sb.Len()))
-			m, err := io.ReadFull(r, buf[:want])
-			h.Write(buf[:m])
-			sb.Write(buf[:m])
+		for n := 0; n < len(buf); {
+			want := min(len(buf)-n, streamBufferBytes)
+			m, err := io.ReadFull(r, buf[n:n+want])
+			h.Write(buf[n : n+m])
+			n += m
 			if err != nil {
 				return shortRead(err, size)
 			}
@@ -100,12 +103,12 @@ func (b *builder) readContent(f *File, r io.Reader, size int64) error {
 		if err := expectEOF(r, size); err != nil {
 			return err
 		}
-		text := sb.String()
+		text := bytesText(buf)
 		f.SHA256 = hex.EncodeToString(h.Sum(nil))
 		sniffHead(f, []byte(text[:min(len(text), binarySniffBytes)]))
 		if f.Binary {
 			f.scan.entropy = entropy(histogram(text), len(text))
-			b.stream.release(size)
+			b.stream.release(size, pooled)
 			return nil
 		}
 		f.Lines = countLines(text)
@@ -113,11 +116,12 @@ func (b *builder) readContent(f *File, r io.Reader, size int64) error {
 			// Scan now: the text will not be there later.
 			f.scan = scanText(text, b.lim.MaxHitsPerFile)
 			f.Note = fmt.Sprintf("content not kept: the tree already keeps %d bytes of text", b.retained)
-			b.stream.release(size)
+			b.stream.release(size, pooled)
 			return nil
 		}
 		b.retained += size
 		f.text, f.hasText, f.kept = text, true, true
+		f.pooled = pooled
 		return nil
 	}
 	// Too large to keep: stream, hashing and counting bytes.
