@@ -68,9 +68,9 @@ func splitOffsets(s string, off []int32) textLines {
 	return textLines{text: s, off: off}
 }
 
-// lineEnt locates a line: its offset and length in old's text, or in
-// new's when n has its top bit set.
-type lineEnt struct{ off, n uint32 }
+// lineEnt locates a line: its offset, length and index in old's text, or
+// in new's when n has its top bit set.
+type lineEnt struct{ off, n, line uint32 }
 
 const entNew = 1 << 31
 
@@ -80,7 +80,7 @@ type lineDiffer struct {
 	seed       maphash.Seed
 	offA, offB []int32
 	a, b       []rune    // interned line ids of the region being diffed
-	slots      []uint64  // hash table of ids: the top half of the line's hash<<32 | id+1; 0 when free
+	slots      []uint32  // hash table of ids (see intern)
 	ent        []lineEnt // per id: where a line with it is
 	count      []uint8   // per id: occurrences in a region, saturating (a: low nibble, b: high)
 	posB       []int32   // per id: a line of b with it
@@ -90,6 +90,7 @@ type lineDiffer struct {
 	tails      []int32
 	stack      [][2]int32 // anchors of the regions being recursed into
 
+	touch  uint64    // keeps the reads of table slots ahead of use
 	la, lb textLines // the texts being diffed
 	a0, b0 int       // the first line of la, lb that ids index
 }
@@ -139,52 +140,106 @@ func (d *lineDiffer) diff(old, new string) (a, b textLines, out []lcs.Diff, err 
 
 // intern fills d.a and d.b with the ids of lines a0..a1 and b0..b1.
 func (d *lineDiffer) intern(a0, a1, b0, b1 int) {
+	// A slot holds id+1 in its low idBits bits, 0 when free, and the top
+	// bits of the line's hash above them, so that most probes of other
+	// lines end without looking at their text. The table starts sized
+	// for the lines of old and doubles before it is three quarters full.
 	n := (a1 - a0) + (b1 - b0)
-	size := 1 << bits.Len(uint(n+n/3)) // load at most 3/4
+	idBits := uint(bits.Len(uint(n)))
+	idMask := uint32(1)<<idBits - 1
+	tagOf := func(h uint64) uint32 { return uint32(h>>32) &^ idMask }
+	size := 1 << bits.Len(uint(max(a1-a0, 8)*4/3))
 	d.slots = grown(d.slots, size)
 	clear(d.slots)
 	mask := uint64(size - 1)
 	ent, slots := d.ent[:0], d.slots
 	la, lb := d.la, d.lb
-	intern := func(l textLines, i int, side uint32) rune {
+	text := func(e lineEnt) string {
+		if e.n&entNew != 0 {
+			return lb.text[e.off : e.off+e.n&^entNew]
+		}
+		return la.text[e.off : e.off+e.n]
+	}
+	grow := func() {
+		size *= 2
+		mask = uint64(size - 1)
+		slots = grown(d.slots[:0], size)
+		clear(slots)
+		d.slots = slots
+		for id, e := range ent {
+			h := maphash.String(d.seed, text(e))
+			k := h & mask
+			for slots[k] != 0 {
+				k = (k + 1) & mask
+			}
+			slots[k] = tagOf(h) | uint32(id+1)
+		}
+	}
+	intern := func(l textLines, i int, side uint32, h uint64) rune {
 		off, end := l.off[i], l.off[i+1]
 		s := l.text[off:end]
-		h := maphash.String(d.seed, s)
-		tag := h &^ 0xffffffff
+		tag := tagOf(h)
 		for k := h & mask; ; k = (k + 1) & mask {
 			v := slots[k]
 			if v == 0 {
-				ent = append(ent, lineEnt{uint32(off), uint32(end-off) | side})
-				slots[k] = tag | uint64(len(ent))
+				ent = append(ent, lineEnt{uint32(off), uint32(end-off) | side, uint32(i)})
+				slots[k] = tag | uint32(len(ent))
+				if len(ent) >= size/4*3 {
+					grow()
+				}
 				return rune(len(ent) - 1)
 			}
-			if v&^0xffffffff != tag {
+			if v&^idMask != tag {
 				continue
 			}
-			id := uint32(v) - 1
-			e := ent[id]
-			t := la.text
-			if e.n&entNew != 0 {
-				t = lb.text
-			}
-			if t[e.off:e.off+e.n&^entNew] == s {
+			id := v&idMask - 1
+			if text(ent[id]) == s {
 				return rune(id)
 			}
 		}
 	}
-	d.a = slices.Grow(d.a[:0], a1-a0)
-	for i := a0; i < a1; i++ {
-		d.a = append(d.a, intern(la, i, 0))
+	// The lines of old go in batches: the table slots of a batch are read
+	// first, so that their cache misses overlap.
+	const batch = 32
+	var hs [batch]uint64
+	var touch uint64
+	ids := slices.Grow(d.a[:0], a1-a0)
+	for i := a0; i < a1; i += batch {
+		m := min(batch, a1-i)
+		for k := range m {
+			h := maphash.String(d.seed, la.at(i+k))
+			hs[k] = h
+			touch += uint64(slots[h&mask])
+		}
+		for k := range m {
+			ids = append(ids, intern(la, i+k, 0, hs[k]))
+		}
 	}
-	d.b = slices.Grow(d.b[:0], b1-b0)
+	d.a = ids
+	// Most lines of new follow the line of old that the line before
+	// matched: try that line first.
+	ids = slices.Grow(d.b[:0], b1-b0)
+	next := -1 // the line of old after the one the last line matched, or -1
 	for j := b0; j < b1; j++ {
-		d.b = append(d.b, intern(lb, j, entNew))
+		s := lb.at(j)
+		if next >= a0 && next < a1 && la.at(next) == s {
+			ids = append(ids, d.a[next-a0])
+			next++
+			continue
+		}
+		id := intern(lb, j, entNew, maphash.String(d.seed, s))
+		ids = append(ids, id)
+		next = -1
+		if e := ent[id]; e.n&entNew == 0 {
+			next = int(e.line) + 1
+		}
 	}
+	d.b = ids
+	d.touch = touch
 	d.ent = ent
-	ids := len(ent)
-	d.count = grown(d.count, ids)
+	d.count = grown(d.count, len(ent))
 	clear(d.count)
-	d.posB = grown(d.posB, ids)
+	d.posB = grown(d.posB, len(ent))
 }
 
 // grown returns s with length n, reusing its storage when it is large

@@ -188,7 +188,40 @@ func TestLineDifferMatchesReference(t *testing.T) {
 		a := text(200+rng.IntN(3000), 10+rng.IntN(5000))
 		checkLineDiff(t, ld, a, edit(a))
 	}
+	// Mostly distinct lines on both sides: the line table grows.
+	checkLineDiff(t, ld, text(2000, 1<<30), text(5000, 1<<30))
 	checkLineDiff(t, ld, "", "")
 	checkLineDiff(t, ld, "x", "")
 	checkLineDiff(t, ld, "\n\n\n", "\n\n")
+}
+
+// BenchmarkLineDiff diffs two versions of a generated 200k-line file with
+// scattered edits, with one reused lineDiffer.
+func BenchmarkLineDiff(b *testing.B) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var ob, nb strings.Builder
+	for i := range 200_000 {
+		line := fmt.Sprintf("    const v%d = f%d(v%d, %d);\n", rng.IntN(5000), rng.IntN(500), rng.IntN(5000), i%977)
+		if i%7 == 0 {
+			line = "    }\n"
+		}
+		ob.WriteString(line)
+		switch rng.IntN(60) {
+		case 0:
+			nb.WriteString(strings.Replace(line, "const", "let", 1))
+		case 1:
+		case 2:
+			nb.WriteString(line + "    debugger;\n")
+		default:
+			nb.WriteString(line)
+		}
+	}
+	old, new := ob.String(), nb.String()
+	ld := newLineDiffer()
+	b.SetBytes(int64(len(old) + len(new)))
+	for b.Loop() {
+		if _, _, edits, err := ld.diff(old, new); err != nil || len(edits) == 0 {
+			b.Fatal(len(edits), err)
+		}
+	}
 }
