@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -277,15 +278,21 @@ func scanText(b string, maxHits int) scanFacts {
 	}
 	prevVS := false
 	for i := 0; i < len(b); {
-		// Skip eight printable ASCII bytes at a time: most text is.
+		// Skip printable ASCII bytes eight at a time, up to the first
+		// other byte: most text is.
 		if i+8 <= len(b) {
 			w := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
 				uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
 			del := w ^ (0x7f * swarOnes)
-			if w&swarHigh == 0 && (w-0x20*swarOnes)&^w&swarHigh == 0 && (del-swarOnes)&^del&swarHigh == 0 {
+			m := w&swarHigh | (w-0x20*swarOnes)&^w&swarHigh | (del-swarOnes)&^del&swarHigh
+			if m == 0 {
 				prevVS = false
 				i += 8
 				continue
+			}
+			if k := bits.TrailingZeros64(m) / 8; k > 0 {
+				prevVS = false
+				i += k
 			}
 		}
 		c := b[i]
@@ -332,10 +339,12 @@ func scanText(b string, maxHits int) scanFacts {
 	return s
 }
 
-// Eight-byte masks for scanText: no byte of w is 0x80 or more when
-// w&swarHigh is 0, none is below 0x20 when (w-0x20*swarOnes)&^w&swarHigh is
-// also 0, and none is 0x7f when the same holds for w^(0x7f*swarOnes)
-// against swarOnes.
+// Eight-byte masks for scanText: w&swarHigh flags the bytes of w that are
+// 0x80 or more, (w-0x20*swarOnes)&^w&swarHigh the bytes below 0x20 and
+// (d-swarOnes)&^d&swarHigh, for d = w^(0x7f*swarOnes), the bytes that are
+// 0x7f. The last two may also flag bytes above a flagged one (a borrow
+// runs on), never below: the lowest flag of the three is the first byte
+// that is not printable ASCII.
 const (
 	swarOnes = 0x0101010101010101
 	swarHigh = 0x8080808080808080
