@@ -163,7 +163,7 @@ func compare(old, new *Tree, lim Limits, diffed map[string]*FileChange) *Diff {
 				d.Files[k] = *c
 			} else {
 				// Nothing here needs text (see needsText).
-				diffFile(&d.Files[k], "", "", false, lim)
+				diffFile(&d.Files[k], "", "", false, lim, nil)
 			}
 		}
 	}
@@ -223,6 +223,7 @@ func diffContents(files []FileChange, lim Limits) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ld := newLineDiffer()
 			for k := range work {
 				c := &files[k]
 				var oldText, newText string
@@ -232,7 +233,7 @@ func diffContents(files []FileChange, lim Limits) {
 				if c.New != nil {
 					newText = c.New.text
 				}
-				diffFile(c, oldText, newText, true, lim)
+				diffFile(c, oldText, newText, true, lim, ld)
 			}
 		}()
 	}
@@ -272,8 +273,8 @@ func needsText(c *FileChange) bool {
 // diffFile fills in c's line counts, hunks and notes. With have, oldText
 // and newText are the text of the files that are kept (the rest is
 // ignored); without, the files' texts are not available, which needsText
-// says is fine for c.
-func diffFile(c *FileChange, oldText, newText string, have bool, lim Limits) {
+// says is fine for c. ld does the line diff; it may be nil without have.
+func diffFile(c *FileChange, oldText, newText string, have bool, lim Limits, ld *lineDiffer) {
 	if c.New != nil {
 		if have {
 			c.New.factsOf(newText, true, lim.MaxHitsPerFile) // scan here, in parallel
@@ -320,8 +321,7 @@ func diffFile(c *FileChange, oldText, newText string, have bool, lim Limits) {
 		c.Note = "not diffed: its text was not available" // not reached: see needsText
 		return
 	}
-	a, b := splitLines(oldText), splitLines(newText)
-	edits, err := diffLines(a, b)
+	a, b, edits, err := ld.diff(oldText, newText)
 	if err != nil {
 		c.Note = err.Error()
 		return
@@ -337,7 +337,7 @@ func diffFile(c *FileChange, oldText, newText string, have bool, lim Limits) {
 	}
 }
 
-// countLines counts lines as splitLines splits them, without allocating.
+// countLines counts lines as the line diff splits them, without allocating.
 func countLines(s string) int {
 	if s == "" {
 		return 0
@@ -360,7 +360,7 @@ func hunkLines(hs []Hunk) int {
 // hunks groups edits into unified-diff hunks with contextLines of context,
 // keeping at most maxLines lines; it returns the hunks and the number of
 // lines the complete diff has.
-func hunks(a, b []string, edits []lcs.Diff, maxLines int) ([]Hunk, int) {
+func hunks(a, b textLines, edits []lcs.Diff, maxLines int) ([]Hunk, int) {
 	var out []Hunk
 	total := 0
 	var h *Hunk
@@ -397,23 +397,23 @@ func hunks(a, b []string, edits []lcs.Diff, maxLines int) ([]Hunk, int) {
 		ctx := min(contextLines, first.Start)
 		h = &Hunk{OldStart: first.Start - ctx + 1, NewStart: first.ReplStart - ctx + 1}
 		for x := first.Start - ctx; x < first.Start; x++ {
-			put(OpContext, a[x])
+			put(OpContext, a.at(x))
 		}
 		for e := k; e < m; e++ {
 			if e > k {
 				for x := edits[e-1].End; x < edits[e].Start; x++ {
-					put(OpContext, a[x])
+					put(OpContext, a.at(x))
 				}
 			}
 			for x := edits[e].Start; x < edits[e].End; x++ {
-				put(OpDelete, a[x])
+				put(OpDelete, a.at(x))
 			}
 			for x := edits[e].ReplStart; x < edits[e].ReplEnd; x++ {
-				put(OpInsert, b[x])
+				put(OpInsert, b.at(x))
 			}
 		}
-		for x := last.End; x < min(len(a), last.End+contextLines); x++ {
-			put(OpContext, a[x])
+		for x := last.End; x < min(a.len(), last.End+contextLines); x++ {
+			put(OpContext, a.at(x))
 		}
 		// Empty side: unified diffs number it from the line before.
 		if h.OldLines == 0 {

@@ -145,15 +145,17 @@ func FuzzManifest(f *testing.F) {
 	})
 }
 
-// FuzzDiffLines checks that hunks always turn the old text into the new.
+// FuzzDiffLines checks that hunks always turn the old text into the new,
+// and that the line diff agrees with the reference one.
 func FuzzDiffLines(f *testing.F) {
 	f.Add("a\nb\nc\n", "a\nc\nd")
 	f.Add("", "x\n")
 	f.Add("same\n", "same\n")
 	f.Add("x\ny\nx\ny\nx\n", "y\nx\ny\n")
+	ld := newLineDiffer()
 	f.Fuzz(func(t *testing.T, a, b string) {
-		la, lb := splitLines(a), splitLines(b)
-		edits, err := diffLines(la, lb)
+		checkLineDiff(t, ld, a, b)
+		la, lb, edits, err := ld.diff(a, b)
 		if err != nil {
 			t.Fatal(err)
 		}

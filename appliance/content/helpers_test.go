@@ -153,3 +153,11 @@ func fsMode(perm int64, typ byte) fs.FileMode {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+func init() {
+	// Every streamed comparison in the tests pools all its texts and fills
+	// each dropped one with junk: a string of a dropped text that is kept
+	// shows as a difference from the in-memory comparison.
+	textPoolMinBytes = 1
+	poisonDroppedText = true
+}

@@ -9,7 +9,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"strings"
+	"math/bits"
 	"unicode/utf8"
 )
 
@@ -76,23 +76,27 @@ func (b *builder) readContent(f *File, r io.Reader, size int64) error {
 	f.Size = size
 	h := sha256.New()
 	if size <= b.lim.MaxTextBytes {
+		// Read into the buffer the text will be kept in, hashing on the
+		// way, so that the content exists once in memory.
+		var buf, pooled []byte // pooled: buf, when it comes from the text pool
 		if b.stream != nil {
 			// A streamed comparison holds text only while it is needed;
 			// wait until there is room for this file's.
-			if err := b.stream.acquire(size); err != nil {
+			var err error
+			if buf, err = b.stream.acquire(f.Path, size); err != nil {
 				return err
 			}
+			if !keepsText(f.Path) {
+				pooled = buf
+			}
+		} else {
+			buf = make([]byte, size)
 		}
-		// Copy into the string that will be kept, hashing on the way, so
-		// that the content exists once in memory.
-		var sb strings.Builder
-		sb.Grow(int(size))
-		buf := b.buffer()
-		for int64(sb.Len()) < size {
-			want := min(int64(len(buf)), size-int64(sb.Len()))
-			m, err := io.ReadFull(r, buf[:want])
-			h.Write(buf[:m])
-			sb.Write(buf[:m])
+		for n := 0; n < len(buf); {
+			want := min(len(buf)-n, streamBufferBytes)
+			m, err := io.ReadFull(r, buf[n:n+want])
+			h.Write(buf[n : n+m])
+			n += m
 			if err != nil {
 				return shortRead(err, size)
 			}
@@ -100,12 +104,12 @@ func (b *builder) readContent(f *File, r io.Reader, size int64) error {
 		if err := expectEOF(r, size); err != nil {
 			return err
 		}
-		text := sb.String()
+		text := bytesText(buf)
 		f.SHA256 = hex.EncodeToString(h.Sum(nil))
 		sniffHead(f, []byte(text[:min(len(text), binarySniffBytes)]))
 		if f.Binary {
 			f.scan.entropy = entropy(histogram(text), len(text))
-			b.stream.release(size)
+			b.stream.release(size, pooled)
 			return nil
 		}
 		f.Lines = countLines(text)
@@ -113,11 +117,12 @@ func (b *builder) readContent(f *File, r io.Reader, size int64) error {
 			// Scan now: the text will not be there later.
 			f.scan = scanText(text, b.lim.MaxHitsPerFile)
 			f.Note = fmt.Sprintf("content not kept: the tree already keeps %d bytes of text", b.retained)
-			b.stream.release(size)
+			b.stream.release(size, pooled)
 			return nil
 		}
 		b.retained += size
 		f.text, f.hasText, f.kept = text, true, true
+		f.pooled = pooled
 		return nil
 	}
 	// Too large to keep: stream, hashing and counting bytes.
@@ -273,15 +278,21 @@ func scanText(b string, maxHits int) scanFacts {
 	}
 	prevVS := false
 	for i := 0; i < len(b); {
-		// Skip eight printable ASCII bytes at a time: most text is.
+		// Skip printable ASCII bytes eight at a time, up to the first
+		// other byte: most text is.
 		if i+8 <= len(b) {
 			w := uint64(b[i]) | uint64(b[i+1])<<8 | uint64(b[i+2])<<16 | uint64(b[i+3])<<24 |
 				uint64(b[i+4])<<32 | uint64(b[i+5])<<40 | uint64(b[i+6])<<48 | uint64(b[i+7])<<56
 			del := w ^ (0x7f * swarOnes)
-			if w&swarHigh == 0 && (w-0x20*swarOnes)&^w&swarHigh == 0 && (del-swarOnes)&^del&swarHigh == 0 {
+			m := w&swarHigh | (w-0x20*swarOnes)&^w&swarHigh | (del-swarOnes)&^del&swarHigh
+			if m == 0 {
 				prevVS = false
 				i += 8
 				continue
+			}
+			if k := bits.TrailingZeros64(m) / 8; k > 0 {
+				prevVS = false
+				i += k
 			}
 		}
 		c := b[i]
@@ -328,10 +339,12 @@ func scanText(b string, maxHits int) scanFacts {
 	return s
 }
 
-// Eight-byte masks for scanText: no byte of w is 0x80 or more when
-// w&swarHigh is 0, none is below 0x20 when (w-0x20*swarOnes)&^w&swarHigh is
-// also 0, and none is 0x7f when the same holds for w^(0x7f*swarOnes)
-// against swarOnes.
+// Eight-byte masks for scanText: w&swarHigh flags the bytes of w that are
+// 0x80 or more, (w-0x20*swarOnes)&^w&swarHigh the bytes below 0x20 and
+// (d-swarOnes)&^d&swarHigh, for d = w^(0x7f*swarOnes), the bytes that are
+// 0x7f. The last two may also flag bytes above a flagged one (a borrow
+// runs on), never below: the lowest flag of the three is the first byte
+// that is not printable ASCII.
 const (
 	swarOnes = 0x0101010101010101
 	swarHigh = 0x8080808080808080

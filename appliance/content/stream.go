@@ -12,12 +12,17 @@ import (
 // A streamed comparison reads both artifacts at once, front to back, and
 // holds a file's text only until the same path has been seen in the other
 // artifact: an unchanged file is dropped at once, a changed or added one
-// goes to a diff worker, which keeps only the hunks the review shows. Text
-// held at any time stays under two largest files' worth (2 ×
-// Limits.MaxTextBytes): a reader that would go over waits, unless waiting
-// could not end (nothing being diffed and the other reader waiting or
-// done), so that archives listing their files in different orders still
-// finish, within the caps Read enforces.
+// goes to a diff worker, which keeps only the hunks the review shows. A
+// reader that would hold more than half of Limits.MaxTextBytes of text
+// waits, unless waiting could not end: nothing is being diffed and the
+// other reader is done, or waiting too (then the reader whose file pairs
+// with one the other has read goes first, or both go when neither's
+// does). When both archives list their files in the same order, text held
+// at any time then stays under two largest files' worth (2 ×
+// Limits.MaxTextBytes); archives listing them in different orders still
+// finish, within the caps Read enforces. At most one diff of a large file runs at a time, so that
+// the line diff's scratch memory is that of one large file, and the
+// buffers of dropped texts are reused (see textPool).
 
 // Artifact is a release artifact to review: its name, which chooses the
 // format as in Read, its bytes and their size.
@@ -79,15 +84,35 @@ type streamCompare struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	held     int64 // bytes of text read and not yet dropped
+	peakHeld int64 // the most held at once
 	waiting  [2]bool
-	done     [2]bool // reader finished: every file registered
+	want     [2]string // path of the file a waiting reader would read
+	done     [2]bool   // reader finished: every file registered
 	seen     [2]map[string]*File
-	pending  [2]map[string]string // text waiting for the other side's file
+	pending  [2]map[string]heldText // text waiting for the other side's file
 	queue    []*diffJob
 	inflight int // jobs queued or running
 	diffed   map[string]*FileChange
 	failed   bool
+	pool     textPool
+	// big holds the line differ of large files: one diff of a large file
+	// runs at a time.
+	big chan *lineDiffer
 }
+
+// bigDiffBytes is the text (old and new) from which a diff counts as large.
+const bigDiffBytes = 1 << 20
+
+// heldText is a text a streamed comparison holds, and its pooled buffer
+// (nil when it has none).
+type heldText struct {
+	text string
+	buf  []byte
+}
+
+// streamDone, when set (tests), sees each streamed comparison once its
+// readers and workers are done.
+var streamDone func(*streamCompare)
 
 // streamSide is one reader's handle; index 0 is the old artifact.
 type streamSide struct {
@@ -96,10 +121,10 @@ type streamSide struct {
 }
 
 type diffJob struct {
-	c                FileChange
-	oldText, newText string
-	oldHas           bool
-	held             int64
+	c        FileChange
+	old, new heldText
+	oldHas   bool
+	held     int64
 }
 
 func compareStreamed(old *Artifact, new Artifact, lim Limits) (*Diff, error) {
@@ -115,11 +140,13 @@ func compareStreamed(old *Artifact, new Artifact, lim Limits) (*Diff, error) {
 		}
 		builders[i] = newBuilder(a.Name, format, lim)
 	}
-	s := &streamCompare{lim: lim, budget: 2 * lim.MaxTextBytes, diffed: map[string]*FileChange{}}
+	s := &streamCompare{lim: lim, budget: lim.MaxTextBytes / 2, diffed: map[string]*FileChange{}, big: make(chan *lineDiffer, 1)}
+	s.pool.max = lim.MaxTextBytes
+	s.big <- newLineDiffer()
 	s.cond = sync.NewCond(&s.mu)
 	for i := range 2 {
 		s.seen[i] = map[string]*File{}
-		s.pending[i] = map[string]string{}
+		s.pending[i] = map[string]heldText{}
 		if builders[i] == nil {
 			s.done[i] = true
 		} else {
@@ -143,6 +170,9 @@ func compareStreamed(old *Artifact, new Artifact, lim Limits) (*Diff, error) {
 	}
 	readers.Wait()
 	workers.Wait()
+	if streamDone != nil {
+		streamDone(s)
+	}
 	for _, err := range errs {
 		if errors.Is(err, errDuplicate) {
 			return nil, errDuplicate
@@ -160,36 +190,51 @@ func compareStreamed(old *Artifact, new Artifact, lim Limits) (*Diff, error) {
 	return compare(ot, builders[1].finish(), lim, s.diffed), nil
 }
 
-// acquire waits for room to hold n more bytes of text.
-func (ss *streamSide) acquire(n int64) error {
-	if ss == nil {
-		return nil
-	}
-	s, other := ss.s, 1-ss.side
+// acquire waits for room to hold the n bytes of text of the file at p,
+// and returns a buffer of n bytes to read it into.
+func (ss *streamSide) acquire(p string, n int64) ([]byte, error) {
+	s, side, other := ss.s, ss.side, 1-ss.side
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.waiting[ss.side] = true
+	s.waiting[side], s.want[side] = true, p
 	s.cond.Broadcast()
-	for !s.failed && s.held > 0 && s.held+n > s.budget && (s.inflight > 0 || !(s.waiting[other] || s.done[other])) {
+	for !s.failed && s.held > 0 && s.held+n > s.budget {
+		if s.inflight == 0 && (s.done[other] || s.waiting[other] && (s.pairs(side) || !s.pairs(other))) {
+			break // waiting could not end, or this file pairs first
+		}
 		s.cond.Wait()
 	}
-	s.waiting[ss.side] = false
+	s.waiting[side], s.want[side] = false, ""
 	if s.failed {
-		return errStopped
+		return nil, errStopped
 	}
 	s.held += n
-	return nil
+	s.peakHeld = max(s.peakHeld, s.held)
+	if keepsText(p) {
+		return make([]byte, n), nil // the tree keeps it: not pooled
+	}
+	return s.pool.get(int(n)), nil
 }
 
-// release gives back n bytes acquired for a text that is not held.
-func (ss *streamSide) release(n int64) {
+// pairs reports whether the file the reader of side waits to read pairs
+// with one the other reader has seen. s.mu is held.
+func (s *streamCompare) pairs(side int) bool {
+	_, ok := s.seen[1-side][s.want[side]]
+	return ok
+}
+
+// release gives back n bytes acquired for a text that is not held, and
+// its buffer.
+func (ss *streamSide) release(n int64, buf []byte) {
 	if ss == nil {
 		return
 	}
-	ss.s.mu.Lock()
-	ss.s.held -= n
-	ss.s.cond.Broadcast()
-	ss.s.mu.Unlock()
+	s := ss.s
+	s.mu.Lock()
+	s.held -= n
+	s.pool.put(buf)
+	s.cond.Broadcast()
+	s.mu.Unlock()
 }
 
 // keepsText reports whether a streamed comparison keeps the text of the
@@ -200,7 +245,8 @@ func keepsText(p string) bool { return path.Base(p) == "package.json" }
 // pairs it with the other side's file of the same path.
 func (ss *streamSide) register(f *File) error {
 	s, side, other := ss.s, ss.side, 1-ss.side
-	text, has := f.text, f.hasText
+	t, has := heldText{text: f.text, buf: f.pooled}, f.hasText
+	f.pooled = nil
 	if !keepsText(f.Path) {
 		f.text, f.hasText = "", false
 	}
@@ -211,51 +257,61 @@ func (ss *streamSide) register(f *File) error {
 	}
 	s.seen[side][f.Path] = f
 	var o, n *File
-	var otext, ntext string
+	var ot, nt heldText
 	var ohas, nhas bool
 	if side == 0 {
-		o, otext, ohas = f, text, has
+		o, ot, ohas = f, t, has
 	} else {
-		n, ntext, nhas = f, text, has
+		n, nt, nhas = f, t, has
 	}
 	g, paired := s.seen[other][f.Path]
 	switch {
 	case paired:
-		t, ok := s.pending[other][f.Path]
+		gt, ok := s.pending[other][f.Path]
 		delete(s.pending[other], f.Path)
 		if side == 0 {
-			n, ntext, nhas = g, t, ok
+			n, nt, nhas = g, gt, ok
 		} else {
-			o, otext, ohas = g, t, ok
+			o, ot, ohas = g, gt, ok
 		}
 	case !s.done[other]:
 		if has {
-			s.pending[side][f.Path] = text
+			s.pending[side][f.Path] = t
 		}
+		s.cond.Broadcast() // the other reader may be waiting with this path
 		return nil
 	}
-	s.resolve(o, otext, ohas, n, ntext, nhas)
+	s.resolve(o, ot, ohas, n, nt, nhas)
 	return nil
 }
 
 // resolve queues the diff of o and n, or drops their text if nothing
 // needs it. s.mu is held.
-func (s *streamCompare) resolve(o *File, otext string, ohas bool, n *File, ntext string, nhas bool) {
+func (s *streamCompare) resolve(o *File, ot heldText, ohas bool, n *File, nt heldText, nhas bool) {
 	var held int64
 	if ohas {
-		held += int64(len(otext))
+		held += int64(len(ot.text))
 	}
 	if nhas {
-		held += int64(len(ntext))
+		held += int64(len(nt.text))
 	}
 	c, differs := changeOf(o, n)
 	if !differs || !needsText(&c) {
-		s.held -= held
-		s.cond.Broadcast()
+		s.drop(held, ot, nt)
 		return
 	}
-	s.queue = append(s.queue, &diffJob{c: c, oldText: otext, oldHas: ohas, newText: ntext, held: held})
+	s.queue = append(s.queue, &diffJob{c: c, old: ot, oldHas: ohas, new: nt, held: held})
 	s.inflight++
+	s.cond.Broadcast()
+}
+
+// drop gives back held bytes of text and the buffers of texts. s.mu is
+// held.
+func (s *streamCompare) drop(held int64, ts ...heldText) {
+	s.held -= held
+	for _, t := range ts {
+		s.pool.put(t.buf)
+	}
 	s.cond.Broadcast()
 }
 
@@ -274,9 +330,9 @@ func (s *streamCompare) finish(side int, err error) {
 	other := 1 - side
 	for p, t := range s.pending[other] {
 		if other == 0 {
-			s.resolve(s.seen[0][p], t, true, nil, "", false)
+			s.resolve(s.seen[0][p], t, true, nil, heldText{}, false)
 		} else {
-			s.resolve(nil, "", false, s.seen[1][p], t, true)
+			s.resolve(nil, heldText{}, false, s.seen[1][p], t, true)
 		}
 	}
 	clear(s.pending[other])
@@ -286,6 +342,7 @@ func (s *streamCompare) finish(side int, err error) {
 // work diffs queued jobs until both readers are done and the queue is
 // empty, or the comparison failed.
 func (s *streamCompare) work() {
+	small := newLineDiffer()
 	for {
 		s.mu.Lock()
 		for len(s.queue) == 0 && !s.failed && !(s.done[0] && s.done[1]) {
@@ -300,18 +357,27 @@ func (s *streamCompare) work() {
 		s.queue = s.queue[1:]
 		s.mu.Unlock()
 
-		c := &j.c
-		diffFile(c, j.oldText, j.newText, true, s.lim)
-		if c.Old != nil && c.New.facts(s.lim.MaxHitsPerFile).longestLine >= minifiedLineBytes {
-			c.Old.factsOf(j.oldText, j.oldHas, s.lim.MaxHitsPerFile) // fileSignals compares line lengths
+		ld := small
+		if j.held >= bigDiffBytes {
+			ld = <-s.big
 		}
+		c := &j.c
+		diffFile(c, j.old.text, j.new.text, true, s.lim, ld)
+		if c.Old != nil && c.New.facts(s.lim.MaxHitsPerFile).longestLine >= minifiedLineBytes {
+			c.Old.factsOf(j.old.text, j.oldHas, s.lim.MaxHitsPerFile) // fileSignals compares line lengths
+		}
+		if ld != small {
+			s.big <- ld
+		}
+		// The texts' buffers go back to the pool: keep nothing of them.
 		compactHunks(c.Hunks)
+		ot, nt := j.old, j.new
+		j.old, j.new = heldText{}, heldText{} // s.diffed keeps c, and so j
 
 		s.mu.Lock()
 		s.diffed[c.Path] = c
-		s.held -= j.held
 		s.inflight--
-		s.cond.Broadcast()
+		s.drop(j.held, ot, nt)
 		s.mu.Unlock()
 	}
 }

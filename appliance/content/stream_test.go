@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -202,10 +203,42 @@ func TestStreamedOppositeOrders(t *testing.T) {
 		new = append([]ent{{name: fmt.Sprintf("f%02d.js", i), body: body + "changed\n"}}, new...)
 	}
 	lim := DefaultLimits()
-	lim.MaxTextBytes = 8 << 10 // a budget of 16 KiB, less than a quarter of either tree
+	lim.MaxTextBytes = 8 << 10 // a budget of 4 KiB, a small part of either tree
 	d := sameAsInMemory(t, "a.tgz", npmTgz(t, old), "b.tgz", npmTgz(t, new), lim)
 	if d.Changed != 40 || d.LinesAdded != 40 {
 		t.Fatalf("changed %d, +%d lines; want 40 and 40", d.Changed, d.LinesAdded)
+	}
+}
+
+// TestStreamedHeldText compares releases whose files, listed in the same
+// order, are each up to MaxTextBytes: the text held at once must stay
+// under two files' worth, and so under 2 × MaxTextBytes.
+func TestStreamedHeldText(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const maxText = 16 << 10
+	var old, new []ent
+	for i := range 60 {
+		body := strings.Repeat(fmt.Sprintf("file %d line\n", i), 1+rng.IntN(maxText/14-1))
+		name := fmt.Sprintf("f%02d.js", i)
+		old = append(old, ent{name: name, body: body})
+		if i%3 == 0 {
+			body += "changed\n"
+		}
+		new = append(new, ent{name: name, body: body[:min(len(body), maxText)]})
+	}
+	lim := DefaultLimits()
+	lim.MaxTextBytes = maxText
+	var peak int64
+	streamDone = func(s *streamCompare) { peak = max(peak, s.peakHeld) }
+	defer func() { streamDone = nil }()
+	for range 20 {
+		d := sameAsInMemory(t, "a.tgz", npmTgz(t, old), "b.tgz", npmTgz(t, new), lim)
+		if d.Changed != 20 {
+			t.Fatalf("changed %d, want 20", d.Changed)
+		}
+	}
+	if peak == 0 || peak > 2*maxText {
+		t.Fatalf("held %d bytes of text at once; want at most %d", peak, 2*maxText)
 	}
 }
 

@@ -102,7 +102,8 @@ type File struct {
 
 	text     string // content of a text file, when kept
 	hasText  bool
-	kept     bool // text within the caps: Read keeps it, a streamed comparison diffs it
+	kept     bool   // text within the caps: Read keeps it, a streamed comparison diffs it
+	pooled   []byte // a streamed comparison's buffer holding text, until register takes it
 	scan     scanFacts
 	scanOnce sync.Once
 }
