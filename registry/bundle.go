@@ -16,7 +16,7 @@ import (
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
-	"airlock.dev/airlock/internal/online"
+	"airlock.dev/airlock/transfer/bundle"
 	"airlock.dev/airlock/tuf"
 )
 
@@ -313,36 +313,35 @@ func checkRequestKeys(req *tuf.Request, p *tuf.Payload) error {
 	return nil
 }
 
-// writeBundle writes the bundle (request.json, the tarball and the
-// provenance, nothing of the repository) into a scratch folder with
-// online's writer, which reads it back with transfer/bundle's rules, and
-// returns its files.
+// writeBundle lays the bundle out as online.Bundle.WriteDir does
+// (request.json, artifacts/BASE, provenance/BASE.sigstore.json) and checks
+// it with transfer/bundle's rules, as the appliance will, in a scratch
+// folder holding only the bundle.
 func writeBundle(req *tuf.Request, base string, tarball, provenance []byte) (map[string][]byte, error) {
+	raw, err := req.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	files := map[string][]byte{"request.json": append(raw, '\n'), req.Targets[0].File: tarball}
+	if provenance != nil {
+		files[req.Provenance[0].File] = provenance
+	}
 	dir, err := os.MkdirTemp(scratchDir(), "airlock-bundle-*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	ci := filepath.Join(dir, "ci")
-	if err := os.Mkdir(ci, 0o755); err != nil {
-		return nil, err
-	}
-	b := &online.Bundle{Request: req, Files: map[string]string{}}
-	tgz := filepath.Join(ci, base)
-	if err := os.WriteFile(tgz, tarball, 0o644); err != nil {
-		return nil, err
-	}
-	b.Files[req.Targets[0].File] = tgz
-	if provenance != nil {
-		pf := filepath.Join(ci, base+".sigstore.json")
-		if err := os.WriteFile(pf, provenance, 0o644); err != nil {
+	for p, b := range files {
+		f := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
 			return nil, err
 		}
-		b.Files[req.Provenance[0].File] = pf
+		if err := os.WriteFile(f, b, 0o644); err != nil {
+			return nil, err
+		}
 	}
-	out := filepath.Join(dir, "bundle")
-	if err := b.WriteDir(out); err != nil {
+	if _, err := bundle.Open(dir, bundle.Options{}); err != nil {
 		return nil, err
 	}
-	return ReadTree(out)
+	return files, nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -31,11 +32,12 @@ type flowBench struct {
 	signers []hsm.Signer
 }
 
-func newFlowBench(b *testing.B) *flowBench {
-	ctx := context.Background()
+// flowRepo is the flow benchmarks' repository: flowRoles packages, each
+// delegated 2-of-2 to alice and bob by targets.
+func flowRepo(b *testing.B) (files map[string][]byte, k map[string]hsm.Signer) {
 	now := time.Now()
 	dir := b.TempDir()
-	k := map[string]hsm.Signer{}
+	k = map[string]hsm.Signer{}
 	for _, n := range []string{"root", "targets", "online", "alice", "bob"} {
 		s, err := hsm.GenerateFileKey(filepath.Join(dir, n+".pem"), hsm.ECDSAP256, n, nil)
 		if err != nil {
@@ -62,8 +64,14 @@ func newFlowBench(b *testing.B) *flowBench {
 	if err := repo.CommitTargets("targets", next, k["online"], now); err != nil {
 		b.Fatal(err)
 	}
-	files, _ := ReadTree(repoDir)
-	store, err := Open(ctx, "sqlite:"+filepath.Join(dir, "gate.db"))
+	files, _ = ReadTree(repoDir)
+	return files, k
+}
+
+func newFlowBench(b *testing.B) *flowBench {
+	ctx := context.Background()
+	files, k := flowRepo(b)
+	store, err := Open(ctx, "sqlite:"+filepath.Join(b.TempDir(), "gate.db"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -83,22 +91,26 @@ func newFlowBench(b *testing.B) *flowBench {
 	return &flowBench{url: gs.URL, signers: []hsm.Signer{k["alice"], k["bob"]}}
 }
 
+// do sends one request to the gate; a failure is reported with b.Error
+// (it may run on another goroutine) and the benchmark fails at its end.
 func (f *flowBench) do(b *testing.B, method, path string, body []byte, want int, out any) {
 	req, _ := http.NewRequest(method, f.url+path, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer good")
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		b.Fatal(err)
+		b.Error(err)
+		return
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != want {
-		b.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		b.Errorf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		return
 	}
 	if out != nil {
 		if err := json.Unmarshal(raw, out); err != nil {
-			b.Fatal(err)
+			b.Error(err)
 		}
 	}
 }
@@ -154,6 +166,95 @@ func BenchmarkGateFlow(b *testing.B) {
 		submit += time.Since(t2)
 		if res.State != StatePublished {
 			b.Fatalf("%s@%s is %s after the submission", name, version, res.State)
+		}
+	}
+}
+
+// BenchmarkGatePhases is flowConcurrent packages at once through each
+// phase in turn, as TestGatePublishRate runs them against Verdaccio, here
+// in front of the mini upstream so that only the gate's own work counts:
+// all stage, then all fetch their bundle, then (timer stopped) all are
+// signed, then all submit until published.
+func BenchmarkGatePhases(b *testing.B) {
+	const flowConcurrent = 40
+	f := newFlowBench(b)
+	round := 0
+	var phase [3]time.Duration
+	defer func() {
+		for i, name := range []string{"stage", "bundle", "submit"} {
+			b.ReportMetric(float64(phase[i].Microseconds())/float64(round)/1000, name+"-ms/op")
+		}
+	}()
+	all := func(step func(i int)) time.Duration {
+		start := time.Now()
+		var wg sync.WaitGroup
+		for i := range flowConcurrent {
+			wg.Add(1)
+			go func() { defer wg.Done(); step(i) }()
+		}
+		wg.Wait()
+		return time.Since(start)
+	}
+	for b.Loop() {
+		version := fmt.Sprintf("1.0.%d", round)
+		round++
+		ids := make([]string, flowConcurrent)
+		phase[0] += all(func(i int) {
+			name := fmt.Sprintf("pkg-%03d", i)
+			var st struct {
+				StageID string `json:"stageId"`
+			}
+			f.do(b, http.MethodPost, "/-/stage/package/"+name, publishDoc(b, name, version, []byte("tarball of "+name+"@"+version), nil), http.StatusCreated, &st)
+			ids[i] = st.StageID
+		})
+		reqs := make([][]byte, flowConcurrent)
+		phase[1] += all(func(i int) {
+			var bf BundleFiles
+			f.do(b, http.MethodGet, "/-/airlock/stage/"+ids[i]+"/bundle", nil, http.StatusOK, &bf)
+			reqs[i] = bf.Files["request.json"]
+		})
+		b.StopTimer()
+		bodies := make([][]byte, flowConcurrent)
+		all(func(i int) {
+			req, err := tuf.ParseRequest(reqs[i])
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			var sub Submission
+			for _, s := range f.signers {
+				r, err := online.Sign(req, []hsm.Signer{s}, time.Now())
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				raw, _ := r.Marshal()
+				sub.Submissions = append(sub.Submissions, raw)
+			}
+			bodies[i], _ = json.Marshal(sub)
+		})
+		b.StartTimer()
+		phase[2] += all(func(i int) {
+			var res struct {
+				State string `json:"state"`
+			}
+			f.do(b, http.MethodPost, "/-/airlock/stage/"+ids[i]+"/responses", bodies[i], http.StatusOK, &res)
+			if res.State != StatePublished {
+				b.Errorf("stage %s is %s after the submission", ids[i], res.State)
+			}
+		})
+	}
+}
+
+// BenchmarkBundle200 is TUFReleaser.Bundle for one package of a
+// repository of flowRoles roles, caches warm (a running gate).
+func BenchmarkBundle200(b *testing.B) {
+	files, _ := flowRepo(b)
+	tgz := []byte("tarball")
+	now := time.Now()
+	for b.Loop() {
+		if _, err := (TUFReleaser{}).Bundle(files, "pkg-007", TargetPath("pkg-007", "1.0.0"), tgz, nil, now); err != nil {
+			b.Fatal(err)
 		}
 	}
 }

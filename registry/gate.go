@@ -73,7 +73,8 @@ type Gate struct {
 	mu        sync.Mutex
 	roleStamp []byte // timestamp.json the role cache was filled from
 	roles     map[string]roleInfo
-	who       map[[32]byte]whoamiEntry // whoami answers by credentials
+	who       map[[32]byte]whoamiEntry   // whoami answers by credentials
+	asking    map[[32]byte]chan struct{} // whoami questions under way
 }
 
 type roleInfo struct {
@@ -263,24 +264,44 @@ func (g *Gate) whoami(ctx context.Context, auth string) (string, error) {
 		return "", errors.New("not logged in: run npm login against this registry first")
 	}
 	key := sha256.Sum256([]byte(auth))
-	now := time.Now()
-	g.mu.Lock()
-	e, ok := g.who[key]
-	g.mu.Unlock()
-	if ok && now.Before(e.expires) {
-		return e.user, nil
+	for {
+		now := time.Now()
+		g.mu.Lock()
+		e, ok := g.who[key]
+		if ok && now.Before(e.expires) {
+			g.mu.Unlock()
+			return e.user, nil
+		}
+		// One question upstream per credentials at a time: the others
+		// wait for its answer.
+		if wait, asking := g.asking[key]; asking {
+			g.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+		if g.asking == nil {
+			g.asking = map[[32]byte]chan struct{}{}
+		}
+		done := make(chan struct{})
+		g.asking[key] = done
+		g.mu.Unlock()
+		user, err := g.askWhoami(ctx, auth)
+		g.mu.Lock()
+		delete(g.asking, key)
+		close(done)
+		if err == nil {
+			if g.who == nil || len(g.who) >= whoamiCached {
+				g.who = map[[32]byte]whoamiEntry{}
+			}
+			g.who[key] = whoamiEntry{user, now.Add(whoamiTTL)}
+		}
+		g.mu.Unlock()
+		return user, err
 	}
-	user, err := g.askWhoami(ctx, auth)
-	if err != nil {
-		return "", err
-	}
-	g.mu.Lock()
-	if g.who == nil || len(g.who) >= whoamiCached {
-		g.who = map[[32]byte]whoamiEntry{}
-	}
-	g.who[key] = whoamiEntry{user, now.Add(whoamiTTL)}
-	g.mu.Unlock()
-	return user, nil
 }
 
 func (g *Gate) askWhoami(ctx context.Context, auth string) (string, error) {
