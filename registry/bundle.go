@@ -142,14 +142,14 @@ func (v metaView) delegatorPath(role string) ([]string, error) {
 // on a checkout of the repository (TestBundleMatchesCheckout), written
 // and read back with transfer/bundle's rules so that the appliance
 // accepts it.
-func (TUFReleaser) Bundle(repo map[string][]byte, role, target string, tarball, provenance []byte, now time.Time) (map[string][]byte, error) {
+func (rel TUFReleaser) Bundle(repo map[string][]byte, role, target string, tarball, provenance []byte, now time.Time) (map[string][]byte, error) {
 	if role == metadata.ROOT {
 		return nil, errors.New("root changes are built with airlock root, not bundle create")
 	}
 	v := metaView(repo)
 	// Who may sign role, as a client establishes it: the role must be
 	// delegated by verified metadata.
-	if _, err := v.delegation(role); err != nil {
+	if _, err := v.trustedDelegation(rel.Record, role); err != nil {
 		return nil, err
 	}
 	dpath, err := v.delegatorPath(role)

@@ -2,6 +2,9 @@ package registry
 
 import (
 	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"maps"
 	"os"
@@ -295,4 +298,105 @@ func TestWriteBatchNested(t *testing.T) {
 			t.Fatalf("the batch did not write %s (wrote %v)", p, slices.Sorted(maps.Keys(out)))
 		}
 	}
+}
+
+// TestTrustRecord checks the delegations kept in the store: a
+// verification keeps the delegation of a role targets delegates (and not
+// of one further down), a gate with empty caches reloads it and verifies
+// the same submissions with it, and a kept delegation that fails the
+// delegation checks is ignored for the chain itself.
+func TestTrustRecord(t *testing.T) {
+	ctx := context.Background()
+	files, signers, now := nestedRepo(t)
+	store, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "gate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	rel := TUFReleaser{Dev: true, Record: store}
+	tgz := []byte("tarball")
+	sign := func(role, pkg string, who ...string) ([]byte, [][]byte) {
+		b, err := rel.Bundle(files, role, TargetPath(pkg, "1.0.0"), tgz, nil, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := tuf.ParseRequest(b["request.json"])
+		var subs [][]byte
+		for _, w := range who {
+			r, err := online.Sign(req, []hsm.Signer{signers[w]}, now)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := r.Marshal()
+			subs = append(subs, raw)
+		}
+		return b["request.json"], subs
+	}
+	clearCaches()
+	req, subs := sign("tuf-js", "tuf-js", "alice", "bob")
+	key, _ := metaView(files).trustKey("tuf-js")
+	hkey := hex.EncodeToString(key[:])
+	kept, err := store.LoadTrusted(ctx, hkey)
+	if err != nil {
+		t.Fatalf("the delegation of tuf-js was not kept: %v", err)
+	}
+	if d, err := decodeTrusted(kept, "tuf-js"); err != nil || d.Threshold != 2 || len(d.KeyIDs) != 2 {
+		t.Fatalf("kept delegation of tuf-js: %+v, %v", d, err)
+	}
+	reqA, subsA := sign("team-a", "team-a", "bob")
+	keyA, _ := metaView(files).trustKey("team-a")
+	if _, err := store.LoadTrusted(ctx, hex.EncodeToString(keyA[:])); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the delegation of team-a, two delegations down, was kept: %v", err)
+	}
+
+	// A restarted gate: nothing in memory, the kept delegation in the store.
+	clearCaches()
+	if _, err := rel.Verify(files, req, subs, TargetPath("tuf-js", "1.0.0"), tgz); err != nil {
+		t.Fatalf("with the kept delegation: %v", err)
+	}
+	if _, err := rel.Verify(files, req, subs[:1], TargetPath("tuf-js", "1.0.0"), tgz); err == nil || !strings.Contains(err.Error(), "threshold") {
+		t.Fatalf("one of two signatures with the kept delegation: %v, want a threshold refusal", err)
+	}
+	clearCaches()
+	if _, err := rel.Verify(files, reqA, subsA, TargetPath("team-a", "1.0.0"), tgz); err != nil {
+		t.Fatalf("team-a after a restart: %v", err)
+	}
+
+	// A kept delegation that fails the checks (a key id that is not its
+	// key's hash) is not used: the chain is verified instead.
+	var td trustedDelegation
+	json.Unmarshal(kept, &td)
+	td.Threshold = 1
+	td.KeyIDs[0] = strings.Repeat("0", 64)
+	bad, _ := json.Marshal(td)
+	if _, err := decodeTrusted(bad, "tuf-js"); err == nil {
+		t.Fatal("a kept delegation with a forged key id was accepted")
+	}
+	forged, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "forged.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer forged.Close()
+	forged.SaveTrusted(ctx, hkey, bad)
+	clearCaches()
+	withForged := TUFReleaser{Dev: true, Record: forged}
+	if _, err := withForged.Verify(files, req, subs[:1], TargetPath("tuf-js", "1.0.0"), tgz); err == nil || !strings.Contains(err.Error(), "threshold") {
+		t.Fatalf("one of two signatures beside a forged kept delegation of threshold 1: %v, want a threshold refusal", err)
+	}
+	if _, err := withForged.Verify(files, req, subs, TargetPath("tuf-js", "1.0.0"), tgz); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// FuzzTrustedDelegation feeds decodeTrusted arbitrary bytes: it never
+// panics, and what it accepts is a delegation of the role asked for.
+func FuzzTrustedDelegation(f *testing.F) {
+	f.Add([]byte(`{"role":"r","delegator":"targets","keys":{},"keyids":[],"threshold":1}`))
+	f.Add([]byte(`{"role":"r","keys":{"a":null},"keyids":["a"],"threshold":1,"groups":[{"name":"g","keyids":["a"],"min":1}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := decodeTrusted(b, "r")
+		if err == nil && (d.Role != "r" || d.Threshold < 1) {
+			t.Fatalf("accepted %q as %+v", b, d)
+		}
+	})
 }

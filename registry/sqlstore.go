@@ -203,6 +203,7 @@ func newSQLStore(ctx context.Context, db *sql.DB, d dialect) (*sqlStore, error) 
 			auth TEXT NOT NULL, request ` + d.blob + `)`,
 		`CREATE UNIQUE INDEX IF NOT EXISTS stages_live ON stages (name, version) WHERE state <> 'rejected'`,
 		`CREATE INDEX IF NOT EXISTS stages_state ON stages (state, created)`,
+		`CREATE TABLE IF NOT EXISTS trusted (key TEXT PRIMARY KEY, data ` + d.blob + ` NOT NULL)`,
 	}
 	// Columns added after the first schema: the approved role metadata
 	// waiting for the writer, and whether the repository holds it.
@@ -690,6 +691,20 @@ func (s *sqlStore) WriteQueued(ctx context.Context, max int, write BatchFunc) (i
 		return nil
 	})
 	return n, err
+}
+
+func (s *sqlStore) LoadTrusted(ctx context.Context, key string) ([]byte, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT data FROM trusted WHERE key = ?`), key).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("kept delegation %.12s: %w", key, ErrNotFound)
+	}
+	return b, err
+}
+
+func (s *sqlStore) SaveTrusted(ctx context.Context, key string, data []byte) error {
+	_, err := s.exec(ctx, s.q(`INSERT INTO trusted (key, data) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`), key, data)
+	return err
 }
 
 // ErrNotStaged means a stage already left the staged state.

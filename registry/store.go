@@ -125,6 +125,8 @@ type Store interface {
 	WriteQueued(ctx context.Context, max int, write BatchFunc) (int, error)
 	// MarkPublished moves an approved stage to published.
 	MarkPublished(ctx context.Context, id string) error
+	// TrustRecord keeps verified delegations (TUFReleaser.Record).
+	TrustRecord
 	Close() error
 }
 

@@ -190,7 +190,10 @@ var verified = struct {
 	// delegations holds each delegation read from a verified delegator,
 	// by the delegator's key and the role; callers get a Clone.
 	delegations map[delegationKey]*tuf.Delegation
-}{roots: map[[32]byte]*metadata.Metadata[metadata.RootType]{}, targets: map[[32]byte]*tuf.Targets{}, delegations: map[delegationKey]*tuf.Delegation{}}
+	// kept holds delegations by metaView.trustKey (trustedDelegation).
+	kept map[[32]byte]*tuf.Delegation
+}{roots: map[[32]byte]*metadata.Metadata[metadata.RootType]{}, targets: map[[32]byte]*tuf.Targets{}, delegations: map[delegationKey]*tuf.Delegation{},
+	kept: map[[32]byte]*tuf.Delegation{}}
 
 type delegationKey struct {
 	delegator [32]byte
@@ -406,7 +409,7 @@ func (rel TUFReleaser) Verify(repo map[string][]byte, request []byte, submission
 		}
 		existing = append(existing, m.Signatures...)
 	}
-	d, err := view.delegation(req.Role)
+	d, err := view.trustedDelegation(rel.Record, req.Role)
 	if err != nil {
 		return nil, err
 	}
@@ -440,7 +443,7 @@ func (rel TUFReleaser) Verify(repo map[string][]byte, request []byte, submission
 // client users run: one client session from 1.root.json fetches every
 // target of the batch and compares its bytes. refused holds, per item, why
 // it was left out (nil for written ones); err fails the whole batch.
-func (TUFReleaser) Write(repo map[string][]byte, items []Queued, onlineKey hsm.Signer, now time.Time) (files map[string][]byte, refused []error, err error) {
+func (rel TUFReleaser) Write(repo map[string][]byte, items []Queued, onlineKey hsm.Signer, now time.Time) (files map[string][]byte, refused []error, err error) {
 	dir, r, err := checkout(repo)
 	if err != nil {
 		return nil, nil, err
@@ -469,7 +472,7 @@ func (TUFReleaser) Write(repo map[string][]byte, items []Queued, onlineKey hsm.S
 			refused[i] = fmt.Errorf("the bundle signs %s version %d, the repository holds version %d: %w", role, m.Signed.Version, cur, ErrStale)
 			continue
 		}
-		if err := writeRole(r, view, wrote, role, m, now); err != nil {
+		if err := writeRole(r, view, rel.Record, wrote, role, m, now); err != nil {
 			refused[i] = err
 			continue
 		}
@@ -531,7 +534,7 @@ func (TUFReleaser) Write(repo map[string][]byte, items []Queued, onlineKey hsm.S
 // (metaView.delegation); when the batch already wrote one of the role's
 // delegators, the checkout's files are read and verified again instead
 // (tuf.Repository.WriteTargets).
-func writeRole(r *tuf.Repository, view metaView, wrote map[string]bool, role string, m *metadata.Metadata[metadata.TargetsType], now time.Time) error {
+func writeRole(r *tuf.Repository, view metaView, rec TrustRecord, wrote map[string]bool, role string, m *metadata.Metadata[metadata.TargetsType], now time.Time) error {
 	dpath, err := view.delegatorPath(role)
 	if err != nil {
 		return err
@@ -541,7 +544,7 @@ func writeRole(r *tuf.Repository, view metaView, wrote map[string]bool, role str
 			return r.WriteTargets(role, m, now)
 		}
 	}
-	d, err := view.delegation(role)
+	d, err := view.trustedDelegation(rec, role)
 	if err != nil {
 		return err
 	}

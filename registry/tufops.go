@@ -50,6 +50,10 @@ type TUFReleaser struct {
 	// keys, as airlock combine --dev does. Without it every signature must
 	// come from a hardware key through an appliance ceremony.
 	Dev bool
+	// Record, when set, keeps the delegations verified for submissions
+	// so that a restarted gate or another replica reloads them (the
+	// gate's store).
+	Record TrustRecord
 }
 
 var _ Releaser = TUFReleaser{}
@@ -124,13 +128,13 @@ func ReadTree(dir string) (map[string][]byte, error) {
 	return out, err
 }
 
-func (TUFReleaser) RoleFor(repo map[string][]byte, target string) (string, int, int, error) {
+func (rel TUFReleaser) RoleFor(repo map[string][]byte, target string) (string, int, int, error) {
 	v := metaView(repo)
 	role, err := v.findRole(target)
 	if err != nil {
 		return "", 0, 0, err
 	}
-	d, err := v.delegation(role)
+	d, err := v.trustedDelegation(rel.Record, role)
 	if err != nil {
 		return "", 0, 0, err
 	}
