@@ -386,6 +386,27 @@ func TestTrustRecord(t *testing.T) {
 	if _, err := withForged.Verify(files, req, subs, TargetPath("tuf-js", "1.0.0"), tgz); err != nil {
 		t.Fatal(err)
 	}
+
+	// The writer runs under the store's writer lock: it reads kept
+	// delegations but keeps none itself (on SQLite its own write would
+	// wait for the transaction it runs in).
+	a, err := TUFReleaser{Dev: true}.Verify(files, req, subs, TargetPath("tuf-js", "1.0.0"), tgz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	empty, err := Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "empty.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer empty.Close()
+	clearCaches()
+	_, refused, err := TUFReleaser{Dev: true, Record: empty}.Write(files, []Queued{{Role: a.Role, Target: TargetPath("tuf-js", "1.0.0"), Tarball: tgz, Signed: a.Signed}}, signers["online"], now)
+	if err != nil || refused[0] != nil {
+		t.Fatalf("write: %v %v", err, refused)
+	}
+	if _, err := empty.LoadTrusted(ctx, hkey); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the writer kept a delegation: %v", err)
+	}
 }
 
 // FuzzTrustedDelegation feeds decodeTrusted arbitrary bytes: it never

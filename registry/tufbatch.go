@@ -453,6 +453,10 @@ func (rel TUFReleaser) Write(repo map[string][]byte, items []Queued, onlineKey h
 	var written []int
 	view := metaView(repo)
 	wrote := map[string]bool{} // roles this batch wrote
+	var rec TrustRecord
+	if rel.Record != nil {
+		rec = loadOnly{rel.Record}
+	}
 	for i, it := range items {
 		m, err := tuf.ParseStrict[metadata.TargetsType](it.Signed)
 		if err != nil {
@@ -472,7 +476,7 @@ func (rel TUFReleaser) Write(repo map[string][]byte, items []Queued, onlineKey h
 			refused[i] = fmt.Errorf("the bundle signs %s version %d, the repository holds version %d: %w", role, m.Signed.Version, cur, ErrStale)
 			continue
 		}
-		if err := writeRole(r, view, rel.Record, wrote, role, m, now); err != nil {
+		if err := writeRole(r, view, rec, wrote, role, m, now); err != nil {
 			refused[i] = err
 			continue
 		}
