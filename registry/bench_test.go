@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/sha256"
 	"encoding/hex"
@@ -120,14 +121,46 @@ func BenchmarkSubmissionVerifyCold(b *testing.B) {
 	}
 }
 
+// BenchmarkSubmissionVerifyRestarted is BenchmarkSubmissionVerifyCold for
+// a gate whose store keeps the delegations verified before (a restarted
+// gate, or another replica): the caches are emptied each time, the
+// delegation is read back from a SQLite store instead of verifying the
+// root chain and targets again.
+func BenchmarkSubmissionVerifyRestarted(b *testing.B) {
+	br := newBenchRelease(b)
+	store, err := Open(context.Background(), "sqlite:"+filepath.Join(b.TempDir(), "gate.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+	rel := TUFReleaser{Dev: true, Record: store}
+	if _, err := rel.Verify(br.repo, br.request, br.subs, br.target, br.tarball); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		clearCaches()
+		if _, err := rel.Verify(br.repo, br.request, br.subs, br.target, br.tarball); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func clearCaches() {
 	requestCache.Lock()
 	clear(requestCache.m)
 	requestCache.Unlock()
+	targetsParsed.Lock()
+	clear(targetsParsed.m)
+	targetsParsed.Unlock()
+	uniqueKeysChecked.Lock()
+	clear(uniqueKeysChecked.m)
+	uniqueKeysChecked.Unlock()
 	verified.Lock()
 	clear(verified.roots)
 	clear(verified.targets)
 	clear(verified.delegations)
+	clear(verified.kept)
 	verified.Unlock()
 }
 

@@ -73,6 +73,8 @@ type Gate struct {
 	mu        sync.Mutex
 	roleStamp []byte // timestamp.json the role cache was filled from
 	roles     map[string]roleInfo
+	who       map[[32]byte]whoamiEntry   // whoami answers by credentials
+	asking    map[[32]byte]chan struct{} // whoami questions under way
 }
 
 type roleInfo struct {
@@ -240,12 +242,69 @@ func hasAttachments(body []byte) bool {
 	return json.Unmarshal(body, &doc) == nil && len(doc.Attachments) > 0
 }
 
+// whoamiTTL is how long an upstream whoami answer is reused for the same
+// credentials. It only names the actor of a stage or a rejection: the
+// upstream registry checks the stored credentials again when the approved
+// version is forwarded.
+const (
+	whoamiTTL    = 30 * time.Second
+	whoamiCached = 1024
+)
+
+type whoamiEntry struct {
+	user    string
+	expires time.Time
+}
+
 // whoami asks the upstream registry who the request's credentials belong
-// to; the gate authenticates nobody itself.
+// to; the gate authenticates nobody itself. An accepted answer is kept
+// for whoamiTTL, by the SHA-256 of the credentials.
 func (g *Gate) whoami(ctx context.Context, auth string) (string, error) {
 	if auth == "" {
 		return "", errors.New("not logged in: run npm login against this registry first")
 	}
+	key := sha256.Sum256([]byte(auth))
+	for {
+		now := time.Now()
+		g.mu.Lock()
+		e, ok := g.who[key]
+		if ok && now.Before(e.expires) {
+			g.mu.Unlock()
+			return e.user, nil
+		}
+		// One question upstream per credentials at a time: the others
+		// wait for its answer.
+		if wait, asking := g.asking[key]; asking {
+			g.mu.Unlock()
+			select {
+			case <-wait:
+				continue
+			case <-ctx.Done():
+				return "", ctx.Err()
+			}
+		}
+		if g.asking == nil {
+			g.asking = map[[32]byte]chan struct{}{}
+		}
+		done := make(chan struct{})
+		g.asking[key] = done
+		g.mu.Unlock()
+		user, err := g.askWhoami(ctx, auth)
+		g.mu.Lock()
+		delete(g.asking, key)
+		close(done)
+		if err == nil {
+			if g.who == nil || len(g.who) >= whoamiCached {
+				g.who = map[[32]byte]whoamiEntry{}
+			}
+			g.who[key] = whoamiEntry{user, now.Add(whoamiTTL)}
+		}
+		g.mu.Unlock()
+		return user, err
+	}
+}
+
+func (g *Gate) askWhoami(ctx context.Context, auth string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, g.cfg.Upstream.JoinPath("/-/whoami").String(), nil)
 	if err != nil {
 		return "", err

@@ -33,6 +33,7 @@ type miniRegistry struct {
 	docs      map[string]map[string]json.RawMessage // name -> version -> manifest
 	tarballs  map[string][]byte
 	publishes int
+	whoamis   int
 	down      bool
 }
 
@@ -42,6 +43,7 @@ func (m *miniRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p := strings.TrimPrefix(r.URL.EscapedPath(), "/")
 	switch {
 	case p == "-/whoami":
+		m.whoamis++
 		if r.Header.Get("Authorization") != "Bearer good" {
 			w.WriteHeader(http.StatusUnauthorized)
 			return

@@ -37,6 +37,122 @@ type sqlStore struct {
 	// wmu makes the writers of one process take turns before they ask
 	// the database for its writer lock (BEGIN IMMEDIATE, advisory lock).
 	wmu sync.Mutex
+	// meta caches RepoMetadata.
+	meta metaCache
+	// group collects the single-statement writes of SQLite (see exec).
+	group struct {
+		sync.Mutex
+		pending []*groupStmt
+		running bool
+	}
+}
+
+// groupStmt is one write waiting for a group commit.
+type groupStmt struct {
+	query string
+	args  []any
+	n     int64 // rows affected
+	err   error
+	done  chan struct{}
+}
+
+// maxGroup caps the statements one group commit holds.
+const maxGroup = 256
+
+// exec runs one write statement and returns the rows it affected, once
+// it is committed. SQLite commits one transaction at a time, each with
+// an fsync of its log, so concurrent writes are committed together (group
+// commit): while one commit is under way the next statements queue, and
+// the next commit takes them all, each in its own savepoint, so that one
+// failing statement (a duplicate version) fails alone. Every caller still
+// returns only after its statement is durable. PostgreSQL flushes the log
+// of concurrent commits together itself: there each statement commits on
+// its own.
+func (s *sqlStore) exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if s.d.dollar {
+		res, err := s.db.ExecContext(ctx, query, args...)
+		if err != nil {
+			return 0, err
+		}
+		return res.RowsAffected()
+	}
+	st := &groupStmt{query: query, args: args, done: make(chan struct{})}
+	g := &s.group
+	g.Lock()
+	g.pending = append(g.pending, st)
+	lead := !g.running
+	g.running = true
+	g.Unlock()
+	if lead {
+		go s.commitGroups()
+	}
+	<-st.done
+	return st.n, st.err
+}
+
+// commitGroups commits queued statements until none are left.
+func (s *sqlStore) commitGroups() {
+	g := &s.group
+	for {
+		g.Lock()
+		batch := g.pending
+		if len(batch) > maxGroup {
+			batch = batch[:maxGroup]
+		}
+		g.pending = g.pending[len(batch):]
+		if len(batch) == 0 {
+			g.running = false
+			g.Unlock()
+			return
+		}
+		g.Unlock()
+		s.commitGroup(batch)
+	}
+}
+
+func (s *sqlStore) commitGroup(batch []*groupStmt) {
+	ctx := context.Background()
+	fail := func(err error) {
+		for _, st := range batch {
+			if st.err == nil {
+				st.err, st.n = err, 0
+			}
+		}
+	}
+	defer func() {
+		for _, st := range batch {
+			close(st.done)
+		}
+	}()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer tx.Rollback()
+	for _, st := range batch {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT w`); err != nil {
+			fail(err)
+			return
+		}
+		res, err := tx.ExecContext(ctx, st.query, st.args...)
+		if err != nil {
+			st.err = err
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO w`); err != nil {
+				fail(err)
+				return
+			}
+		} else {
+			st.n, _ = res.RowsAffected()
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE w`); err != nil {
+			fail(err)
+			return
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		fail(err)
+	}
 }
 
 // OpenSQLite opens (creating if needed) a SQLite store: write-ahead log,
@@ -87,6 +203,7 @@ func newSQLStore(ctx context.Context, db *sql.DB, d dialect) (*sqlStore, error) 
 			auth TEXT NOT NULL, request ` + d.blob + `)`,
 		`CREATE UNIQUE INDEX IF NOT EXISTS stages_live ON stages (name, version) WHERE state <> 'rejected'`,
 		`CREATE INDEX IF NOT EXISTS stages_state ON stages (state, created)`,
+		`CREATE TABLE IF NOT EXISTS trusted (key TEXT PRIMARY KEY, data ` + d.blob + ` NOT NULL)`,
 	}
 	// Columns added after the first schema: the approved role metadata
 	// waiting for the writer, and whether the repository holds it.
@@ -195,11 +312,55 @@ type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// RepoMetadata returns the newest metadata; the map is shared between
+// callers and must not be modified.
 func (s *sqlStore) RepoMetadata(ctx context.Context) (map[string][]byte, error) {
 	return s.repoMetadata(ctx, s.db)
 }
 
+// metaCache holds the repository metadata a store read last. Every write
+// of the repository (WriteQueued, Approve) signs a new timestamp.json with
+// a higher version, so the same timestamp.json bytes mean the same
+// metadata: a read whose timestamp matches returns the cached map without
+// reading anything else. Versioned metadata paths (N.ROLE.json,
+// N.root.json) are written once and never rewritten (consistent
+// snapshots), so after a write only the new files are read.
+type metaCache struct {
+	mu    sync.Mutex
+	stamp []byte            // timestamp.json files was read after
+	files map[string][]byte // the newest metadata, shared read-only
+}
+
+// versioned reports whether a metadata path names one version of a role
+// (N.ROLE.json), which is never rewritten.
+func versioned(p string) bool {
+	name, ok := strings.CutPrefix(p, "metadata/")
+	if !ok {
+		return false
+	}
+	num, _, ok := strings.Cut(name, ".")
+	_, err := strconv.ParseInt(num, 10, 64)
+	return ok && err == nil
+}
+
 func (s *sqlStore) repoMetadata(ctx context.Context, q querier) (map[string][]byte, error) {
+	// The timestamp is read first: files read after it are as new or
+	// newer, and a newer repository has a newer timestamp, so a map
+	// filed under an older stamp is only ever read again too often.
+	var stamp []byte
+	err := q.QueryRowContext(ctx, s.q(`SELECT data FROM repo_files WHERE path = ?`), "metadata/timestamp.json").Scan(&stamp)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	s.meta.mu.Lock()
+	cached, prev := s.meta.files, s.meta.files
+	if stamp == nil || !bytes.Equal(stamp, s.meta.stamp) {
+		cached = nil
+	}
+	s.meta.mu.Unlock()
+	if cached != nil {
+		return cached, nil
+	}
 	rows, err := q.QueryContext(ctx, s.q(`SELECT path FROM repo_files WHERE path LIKE 'metadata/%' OR path = ?`), repoConfigFile)
 	if err != nil {
 		return nil, err
@@ -222,11 +383,20 @@ func (s *sqlStore) repoMetadata(ctx context.Context, q querier) (map[string][]by
 	}
 	out := map[string][]byte{}
 	for _, p := range latestMetadata(paths) {
+		if b, ok := prev[p]; ok && versioned(p) {
+			out[p] = b
+			continue
+		}
 		var b []byte
 		if err := q.QueryRowContext(ctx, s.q(`SELECT data FROM repo_files WHERE path = ?`), p).Scan(&b); err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
 		out[p] = b
+	}
+	if stamp != nil {
+		s.meta.mu.Lock()
+		s.meta.stamp, s.meta.files = stamp, out
+		s.meta.mu.Unlock()
 	}
 	return out, nil
 }
@@ -253,7 +423,7 @@ func (s *sqlStore) PutStage(ctx context.Context, st *Stage, b *Blobs) error {
 	if b.Provenance != nil {
 		prov = b.Provenance
 	}
-	_, err := s.db.ExecContext(ctx, s.q(`INSERT INTO stages (`+stageCols+`, document, tarball, provenance, auth)
+	_, err := s.exec(ctx, s.q(`INSERT INTO stages (`+stageCols+`, document, tarball, provenance, auth)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		st.ID, st.Name, st.Version, st.Tag, st.Target, st.Role, st.State, st.Reason, st.Actor, st.Shasum, st.Integrity,
 		st.Predicate, st.Signature, now.UnixNano(), now.UnixNano(), 0, b.Document, b.Tarball, prov, b.Auth)
@@ -341,12 +511,12 @@ func (s *sqlStore) StagesOf(ctx context.Context, name string) ([]Stage, error) {
 // transition updates a stage that is in state from, failing with the
 // stage's actual state otherwise.
 func (s *sqlStore) transition(ctx context.Context, id, from string, set string, args ...any) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE stages SET `+set+`, updated = ? WHERE id = ? AND state = ?`),
+	n, err := s.exec(ctx, s.q(`UPDATE stages SET `+set+`, updated = ? WHERE id = ? AND state = ?`),
 		append(args, time.Now().UnixNano(), id, from)...)
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	if n == 1 {
 		return nil
 	}
 	st, err := s.GetStage(ctx, id)
@@ -369,12 +539,12 @@ func (s *sqlStore) Reject(ctx context.Context, id, reason string) error {
 }
 
 func (s *sqlStore) MarkPublished(ctx context.Context, id string) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE stages SET state = 'published', reason = '', updated = ? WHERE id = ? AND state = 'approved' AND written = 1`),
+	n, err := s.exec(ctx, s.q(`UPDATE stages SET state = 'published', reason = '', updated = ? WHERE id = ? AND state = 'approved' AND written = 1`),
 		time.Now().UnixNano(), id)
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	if n == 1 {
 		return nil
 	}
 	st, err := s.GetStage(ctx, id)
@@ -443,12 +613,12 @@ func (s *sqlStore) Queue(ctx context.Context, id string, request []byte, a *Appr
 	}
 	// The update re-checks both under the row's write lock: a bundle made
 	// or a decision taken since the read above leaves the stage alone.
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE stages SET state = 'approved', written = 0, role = ?, signed = ?, reason = '', signature = ?, updated = ?
+	n, err := s.exec(ctx, s.q(`UPDATE stages SET state = 'approved', written = 0, role = ?, signed = ?, reason = '', signature = ?, updated = ?
 		WHERE id = ? AND state = 'staged' AND request = ?`), a.Role, a.Signed, signature, time.Now().UnixNano(), id, request)
 	if err != nil {
 		return err
 	}
-	if n, _ := res.RowsAffected(); n != 1 {
+	if n != 1 {
 		return fmt.Errorf("stage %s changed while the submission was verified: %w", id, ErrNotStaged)
 	}
 	return nil
@@ -521,6 +691,20 @@ func (s *sqlStore) WriteQueued(ctx context.Context, max int, write BatchFunc) (i
 		return nil
 	})
 	return n, err
+}
+
+func (s *sqlStore) LoadTrusted(ctx context.Context, key string) ([]byte, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT data FROM trusted WHERE key = ?`), key).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("kept delegation %.12s: %w", key, ErrNotFound)
+	}
+	return b, err
+}
+
+func (s *sqlStore) SaveTrusted(ctx context.Context, key string, data []byte) error {
+	_, err := s.exec(ctx, s.q(`INSERT INTO trusted (key, data) VALUES (?, ?) ON CONFLICT (key) DO NOTHING`), key, data)
+	return err
 }
 
 // ErrNotStaged means a stage already left the staged state.

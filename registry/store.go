@@ -70,7 +70,8 @@ type Blobs struct {
 // given the stage, its bytes and the current repository metadata (the
 // newest version of every role, every root, timestamp and configuration);
 // it returns the repository files to add or replace and the gate's npm
-// signature. An error leaves the store unchanged.
+// signature. An error leaves the store unchanged. The repo map must not be
+// modified.
 type ApproveFunc func(s *Stage, b *Blobs, repo map[string][]byte) (files map[string][]byte, signature string, err error)
 
 // BatchFunc writes queued approvals under the repository writer lock: it
@@ -91,7 +92,9 @@ type Store interface {
 	ImportRepo(ctx context.Context, files map[string][]byte) (bool, error)
 	// RepoFile returns one repository file (metadata/..., targets/...).
 	RepoFile(ctx context.Context, path string) ([]byte, error)
-	// RepoMetadata returns the current repository metadata (see ApproveFunc).
+	// RepoMetadata returns the current repository metadata (see
+	// ApproveFunc). Callers must not modify the map: a store may hand the
+	// same map to every caller until the repository changes.
 	RepoMetadata(ctx context.Context) (map[string][]byte, error)
 
 	// PutStage records a new stage with its bytes.
@@ -122,6 +125,8 @@ type Store interface {
 	WriteQueued(ctx context.Context, max int, write BatchFunc) (int, error)
 	// MarkPublished moves an approved stage to published.
 	MarkPublished(ctx context.Context, id string) error
+	// TrustRecord keeps verified delegations (TUFReleaser.Record).
+	TrustRecord
 	Close() error
 }
 

@@ -85,6 +85,25 @@ func RunStoreTests(t *testing.T, open func(t *testing.T) Store) {
 		t.Fatalf("published list %+v total %d: %v", list, total, err)
 	}
 	runQueueTests(t, s)
+	runTrustTests(t, s)
+}
+
+// runTrustTests checks the kept delegations: an absent key is
+// ErrNotFound, a kept one reads back, and a key is kept once.
+func runTrustTests(t *testing.T, s Store) {
+	ctx := context.Background()
+	if _, err := s.LoadTrusted(ctx, "k1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an absent kept delegation: %v, want ErrNotFound", err)
+	}
+	if err := s.SaveTrusted(ctx, "k1", []byte("first")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SaveTrusted(ctx, "k1", []byte("second")); err != nil {
+		t.Fatalf("keeping a key again: %v", err)
+	}
+	if b, err := s.LoadTrusted(ctx, "k1"); err != nil || string(b) != "first" {
+		t.Fatalf("kept delegation reads back %q, %v; want the first", b, err)
+	}
 }
 
 // runQueueTests checks the approval queue: a queued stage is approved but

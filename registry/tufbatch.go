@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -39,10 +40,12 @@ type Queued struct {
 // maxCached caps each verification cache; past it the cache starts over.
 const maxCached = 4096
 
-// parsedRequest is a stored request.json parsed once: the gate reads its
-// own stored bundles again at every submission, so a request seen before
-// (by its SHA-256) is not parsed and canonicalised again. Nothing in it is
-// modified after parsing.
+// parsedRequest is what verification reads of a stored request.json:
+// the role and the metadata it asks to sign, parsed and canonicalised
+// once. The gate reads its own stored bundles again at every submission,
+// so a request seen before (by its SHA-256) is not parsed again; the
+// bundle that made it puts it here first. Nothing in it is modified after
+// parsing.
 type parsedRequest struct {
 	req *tuf.Request
 	p   *tuf.Payload
@@ -53,6 +56,16 @@ var requestCache = struct {
 	m map[[32]byte]*parsedRequest
 }{m: map[[32]byte]*parsedRequest{}}
 
+func cacheRequest(request []byte, pr *parsedRequest) {
+	key := sha256.Sum256(request)
+	requestCache.Lock()
+	if len(requestCache.m) >= maxCached {
+		clear(requestCache.m)
+	}
+	requestCache.m[key] = pr
+	requestCache.Unlock()
+}
+
 func parseRequestCached(request []byte) (*parsedRequest, error) {
 	key := sha256.Sum256(request)
 	requestCache.Lock()
@@ -61,22 +74,68 @@ func parseRequestCached(request []byte) (*parsedRequest, error) {
 	if ok {
 		return pr, nil
 	}
-	req, err := tuf.ParseRequest(request)
+	pr, err := parseStoredRequest(request)
 	if err != nil {
 		return nil, err
 	}
+	cacheRequest(request, pr)
+	return pr, nil
+}
+
+// parseStoredRequest reads what verification needs of a request.json the
+// gate made and stored: its format, role and the metadata to sign (parsed
+// strictly and canonicalised by tuf.Request.Payload). The chain of trust
+// and the file lists are for the appliance; verification takes who may
+// sign from the repository itself, so they are not parsed again: the
+// gate writes those three fields first, and reading stops once it has
+// them. The signatures must cover the canonical bytes parsed here, which
+// are what the writer puts into the repository.
+func parseStoredRequest(request []byte) (*parsedRequest, error) {
+	if len(request) > tuf.MaxRequestBytes {
+		return nil, fmt.Errorf("request.json is over %d bytes", tuf.MaxRequestBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(request))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return nil, errors.New("request.json is not a JSON object")
+	}
+	var format int
+	var role string
+	var meta json.RawMessage
+	seen := map[string]bool{}
+	for dec.More() && !(seen["airlock_request"] && seen["role"] && seen["metadata"]) {
+		t, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("request.json: %w", err)
+		}
+		k, _ := t.(string)
+		if seen[k] {
+			return nil, fmt.Errorf("request.json: duplicate field %q", k)
+		}
+		seen[k] = true
+		switch k {
+		case "airlock_request":
+			err = dec.Decode(&format)
+		case "role":
+			err = dec.Decode(&role)
+		case "metadata":
+			err = dec.Decode(&meta)
+		default:
+			var skip json.RawMessage
+			err = dec.Decode(&skip)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("request.json: %s: %w", k, err)
+		}
+	}
+	if format != tuf.RequestFormat || role == "" || len(meta) == 0 {
+		return nil, fmt.Errorf("request.json: want format %d with a role and metadata", tuf.RequestFormat)
+	}
+	req := &tuf.Request{Format: format, Role: role, Metadata: meta}
 	p, err := req.Payload()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("request.json: %w", err)
 	}
-	pr = &parsedRequest{req: req, p: p}
-	requestCache.Lock()
-	if len(requestCache.m) >= maxCached {
-		clear(requestCache.m)
-	}
-	requestCache.m[key] = pr
-	requestCache.Unlock()
-	return pr, nil
+	return &parsedRequest{req: req, p: p}, nil
 }
 
 // metaView reads a repository held as files (the store's newest
@@ -131,7 +190,10 @@ var verified = struct {
 	// delegations holds each delegation read from a verified delegator,
 	// by the delegator's key and the role; callers get a Clone.
 	delegations map[delegationKey]*tuf.Delegation
-}{roots: map[[32]byte]*metadata.Metadata[metadata.RootType]{}, targets: map[[32]byte]*tuf.Targets{}, delegations: map[delegationKey]*tuf.Delegation{}}
+	// kept holds delegations by metaView.trustKey (trustedDelegation).
+	kept map[[32]byte]*tuf.Delegation
+}{roots: map[[32]byte]*metadata.Metadata[metadata.RootType]{}, targets: map[[32]byte]*tuf.Targets{}, delegations: map[delegationKey]*tuf.Delegation{},
+	kept: map[[32]byte]*tuf.Delegation{}}
 
 type delegationKey struct {
 	delegator [32]byte
@@ -347,7 +409,7 @@ func (rel TUFReleaser) Verify(repo map[string][]byte, request []byte, submission
 		}
 		existing = append(existing, m.Signatures...)
 	}
-	d, err := view.delegation(req.Role)
+	d, err := view.trustedDelegation(rel.Record, req.Role)
 	if err != nil {
 		return nil, err
 	}
@@ -381,7 +443,7 @@ func (rel TUFReleaser) Verify(repo map[string][]byte, request []byte, submission
 // client users run: one client session from 1.root.json fetches every
 // target of the batch and compares its bytes. refused holds, per item, why
 // it was left out (nil for written ones); err fails the whole batch.
-func (TUFReleaser) Write(repo map[string][]byte, items []Queued, onlineKey hsm.Signer, now time.Time) (files map[string][]byte, refused []error, err error) {
+func (rel TUFReleaser) Write(repo map[string][]byte, items []Queued, onlineKey hsm.Signer, now time.Time) (files map[string][]byte, refused []error, err error) {
 	dir, r, err := checkout(repo)
 	if err != nil {
 		return nil, nil, err
@@ -389,6 +451,12 @@ func (TUFReleaser) Write(repo map[string][]byte, items []Queued, onlineKey hsm.S
 	defer os.RemoveAll(dir)
 	refused = make([]error, len(items))
 	var written []int
+	view := metaView(repo)
+	wrote := map[string]bool{} // roles this batch wrote
+	var rec TrustRecord
+	if rel.Record != nil {
+		rec = loadOnly{rel.Record}
+	}
 	for i, it := range items {
 		m, err := tuf.ParseStrict[metadata.TargetsType](it.Signed)
 		if err != nil {
@@ -408,10 +476,11 @@ func (TUFReleaser) Write(repo map[string][]byte, items []Queued, onlineKey hsm.S
 			refused[i] = fmt.Errorf("the bundle signs %s version %d, the repository holds version %d: %w", role, m.Signed.Version, cur, ErrStale)
 			continue
 		}
-		if err := r.WriteTargets(role, m, now); err != nil {
+		if err := writeRole(r, view, rec, wrote, role, m, now); err != nil {
 			refused[i] = err
 			continue
 		}
+		wrote[role] = true
 		if err := r.AddTargetFile(it.Target, it.Tarball); err != nil {
 			return nil, nil, err
 		}
@@ -461,4 +530,37 @@ func (TUFReleaser) Write(repo map[string][]byte, items []Queued, onlineKey hsm.S
 		}
 	}
 	return files, refused, nil
+}
+
+// writeRole verifies and writes one role's approved version into the
+// checkout. Who may sign it and its delegator's paths come from the
+// repository as it was before the batch, verified and cached by content
+// (metaView.delegation); when the batch already wrote one of the role's
+// delegators, the checkout's files are read and verified again instead
+// (tuf.Repository.WriteTargets).
+func writeRole(r *tuf.Repository, view metaView, rec TrustRecord, wrote map[string]bool, role string, m *metadata.Metadata[metadata.TargetsType], now time.Time) error {
+	dpath, err := view.delegatorPath(role)
+	if err != nil {
+		return err
+	}
+	for _, name := range dpath {
+		if wrote[name] {
+			return r.WriteTargets(role, m, now)
+		}
+	}
+	d, err := view.trustedDelegation(rec, role)
+	if err != nil {
+		return err
+	}
+	delegator, dg := metadata.ROOT, (*metadata.Delegations)(nil)
+	if len(dpath) > 0 {
+		delegator = dpath[len(dpath)-1]
+		_, raw := view.role(delegator)
+		pt, err := parseTargetsCached(raw)
+		if err != nil {
+			return fmt.Errorf("role %s: %w", delegator, err)
+		}
+		dg = pt.Delegations
+	}
+	return r.WriteTargetsUnder(role, m, now, d, delegator, dg)
 }

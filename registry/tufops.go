@@ -13,7 +13,6 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
 	"airlock.dev/airlock/hsm"
-	"airlock.dev/airlock/internal/online"
 	"airlock.dev/airlock/tuf"
 )
 
@@ -51,6 +50,10 @@ type TUFReleaser struct {
 	// keys, as airlock combine --dev does. Without it every signature must
 	// come from a hardware key through an appliance ceremony.
 	Dev bool
+	// Record, when set, keeps the delegations verified for submissions
+	// so that a restarted gate or another replica reloads them (the
+	// gate's store).
+	Record TrustRecord
 }
 
 var _ Releaser = TUFReleaser{}
@@ -125,13 +128,13 @@ func ReadTree(dir string) (map[string][]byte, error) {
 	return out, err
 }
 
-func (TUFReleaser) RoleFor(repo map[string][]byte, target string) (string, int, int, error) {
+func (rel TUFReleaser) RoleFor(repo map[string][]byte, target string) (string, int, int, error) {
 	v := metaView(repo)
 	role, err := v.findRole(target)
 	if err != nil {
 		return "", 0, 0, err
 	}
-	d, err := v.delegation(role)
+	d, err := v.trustedDelegation(rel.Record, role)
 	if err != nil {
 		return "", 0, 0, err
 	}
@@ -148,7 +151,7 @@ func (v metaView) findRole(target string) (string, error) {
 		if raw == nil {
 			return nil, fs.ErrNotExist
 		}
-		return tuf.ParseTargets(raw)
+		return parseTargetsCached(raw)
 	}
 	var walk func(name string) (string, error)
 	walk = func(name string) (string, error) {
@@ -191,40 +194,6 @@ func (v metaView) findRole(target string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("no role is delegated %s: delegate the package's path with airlock delegate --paths '%s/*'", target, path.Dir(target))
-}
-
-func (TUFReleaser) Bundle(repo map[string][]byte, role, target string, tarball, provenance []byte, now time.Time) (map[string][]byte, error) {
-	dir, r, err := checkout(repo)
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	ci := filepath.Join(dir, "ci")
-	if err := os.Mkdir(ci, 0o755); err != nil {
-		return nil, err
-	}
-	tgz := filepath.Join(ci, path.Base(target))
-	if err := os.WriteFile(tgz, tarball, 0o644); err != nil {
-		return nil, err
-	}
-	o := online.BundleOptions{Role: role, Now: now, Add: []online.FileArg{{File: tgz, Target: target}},
-		Note: "staged at the registry gate: " + target}
-	if provenance != nil {
-		pf := filepath.Join(ci, path.Base(target)+".sigstore.json")
-		if err := os.WriteFile(pf, provenance, 0o644); err != nil {
-			return nil, err
-		}
-		o.Provenance = []online.FileArg{{File: pf, Target: target}}
-	}
-	b, err := online.CreateBundle(r, o)
-	if err != nil {
-		return nil, err
-	}
-	out := filepath.Join(dir, "bundle")
-	if err := b.WriteDir(out); err != nil {
-		return nil, err
-	}
-	return ReadTree(out)
 }
 
 // Submission errors callers branch on.

@@ -24,7 +24,13 @@ func CheckDelegatedPaths(delegator *metadata.Metadata[metadata.TargetsType], del
 	if delegator == nil {
 		return nil
 	}
-	dg := delegator.Signed.Delegations
+	return CheckDelegationPaths(delegator.Signed.Delegations, delegatorName, role, targets)
+}
+
+// CheckDelegationPaths is CheckDelegatedPaths given the delegations of
+// the delegator (nil when it delegates nothing), for a caller that holds
+// them without the whole metadata (Targets.Delegations).
+func CheckDelegationPaths(dg *metadata.Delegations, delegatorName, role string, targets []string) error {
 	if dg == nil {
 		return fmt.Errorf("role %s delegates nothing, so it grants %s no paths", delegatorName, role)
 	}

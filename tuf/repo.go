@@ -494,6 +494,12 @@ func (r *Repository) CheckPaths(role string, m *metadata.Metadata[metadata.Targe
 	if err != nil {
 		return err
 	}
+	return CheckDelegatedPaths(pm, parent, role, changedTargets(cur, m))
+}
+
+// changedTargets lists the targets of m that cur (nil: none) does not
+// list with the same description.
+func changedTargets(cur, m *metadata.Metadata[metadata.TargetsType]) []string {
 	var names []string
 	for name, tf := range m.Signed.Targets {
 		if cur != nil {
@@ -503,7 +509,7 @@ func (r *Repository) CheckPaths(role string, m *metadata.Metadata[metadata.Targe
 		}
 		names = append(names, name)
 	}
-	return CheckDelegatedPaths(pm, parent, role, names)
+	return names
 }
 
 // NextTargets returns the next, unsigned version of a targets role: a copy
@@ -573,6 +579,43 @@ func (r *Repository) WriteTargets(role string, m *metadata.Metadata[metadata.Tar
 	}
 	// What is verified is exactly what is written, through the same code
 	// every client runs.
+	t, _, err := VerifyTargets(b, d, RoleCheck{RefTime: now, Current: cur})
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(r.metaPath(fmt.Sprintf("%d.%s.json", t.Header.Version, role)), b)
+}
+
+// WriteTargetsUnder is WriteTargets for a caller that established from
+// this repository's files who may sign role (d, as Delegation returns
+// it) and the delegations of its delegating role (delegator, dg; ignored
+// for root and targets), for instance from metadata it verified and
+// cached by content: the paths rule, the version and the threshold are
+// checked as WriteTargets checks them, without reading the delegating
+// roles again.
+func (r *Repository) WriteTargetsUnder(role string, m *metadata.Metadata[metadata.TargetsType], now time.Time, d *Delegation, delegator string, dg *metadata.Delegations) error {
+	if d == nil {
+		return fmt.Errorf("role %s: no delegation given", role)
+	}
+	cur, err := r.RoleVersion(role)
+	if err != nil {
+		return err
+	}
+	b, err := EncodeMetadata(m)
+	if err != nil {
+		return err
+	}
+	if role != metadata.ROOT && role != metadata.TARGETS {
+		curM, err := r.Role(role)
+		if errors.Is(err, fs.ErrNotExist) {
+			curM = nil
+		} else if err != nil {
+			return err
+		}
+		if err := CheckDelegationPaths(dg, delegator, role, changedTargets(curM, m)); err != nil {
+			return err
+		}
+	}
 	t, _, err := VerifyTargets(b, d, RoleCheck{RefTime: now, Current: cur})
 	if err != nil {
 		return err

@@ -106,6 +106,10 @@ func ParseRequest(data []byte) (*Request, error) {
 	return &r, nil
 }
 
+// Validate applies the checks ParseRequest makes to a request built in
+// memory (Repository.BuildRequest makes them too).
+func (r *Request) Validate() error { return r.validate() }
+
 func (r *Request) validate() error {
 	if r.Format != RequestFormat {
 		return fmt.Errorf("format version %d is not supported (this appliance reads version %d); rebuild the bundle with a matching airlock", r.Format, RequestFormat)

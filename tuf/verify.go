@@ -127,6 +127,15 @@ func DelegationFromRoot(root *metadata.Metadata[metadata.RootType], role string)
 	return d, d.check()
 }
 
+// NewDelegation returns who may sign role as a delegator listed it, with
+// the checks DelegationFromRoot and DelegationFromTargets make (key IDs
+// are the hashes of their keys, thresholds reachable, groups well formed),
+// for a caller that kept a delegation it read from verified metadata.
+func NewDelegation(role, delegator string, keys map[string]*metadata.Key, keyIDs []string, threshold int, groups []Group) (*Delegation, error) {
+	d := &Delegation{Role: role, Delegator: delegator, Keys: keys, KeyIDs: keyIDs, Threshold: threshold, Groups: groups}
+	return d, d.check()
+}
+
 // DelegationFromTargets returns who may sign a role delegated by t, either by
 // name or as a succinct hashed bin.
 func DelegationFromTargets(t *metadata.Metadata[metadata.TargetsType], delegator, role string) (*Delegation, error) {

@@ -113,7 +113,7 @@ example:
 	if err != nil {
 		return err
 	}
-	cfg := registry.GateConfig{Upstream: up, Store: store, Releaser: registry.TUFReleaser{Dev: *dev}, Online: ks[0],
+	cfg := registry.GateConfig{Upstream: up, Store: store, Releaser: registry.TUFReleaser{Dev: *dev, Record: store}, Online: ks[0],
 		RequireStage: *requireStage, Log: log.New(stderr, "airlock gate: ", log.LstdFlags|log.LUTC)}
 	if *sigstoreRoot != "" {
 		tr, err := os.ReadFile(*sigstoreRoot)
