@@ -161,6 +161,9 @@ func (s *dirScan) has(name string) bool { return s.taken[strings.ToLower(name)] 
 // form is stored as is; any other gets a numeric tail (NAME~1.EXT) not
 // in used.
 func shortName(name string, used map[string]bool) (raw string, lfn bool, err error) {
+	if !fatName(name) {
+		return "", false, fmt.Errorf("%q cannot be a FAT name: use letters, digits, '.', '-' and '_', not ending in '.'", name)
+	}
 	up := strings.ToUpper(name)
 	base, ext := up, ""
 	if i := strings.LastIndexByte(up, '.'); i > 0 {
@@ -191,6 +194,13 @@ func shortName(name string, used map[string]bool) (raw string, lfn bool, err err
 		}
 	}
 	return "", false, fmt.Errorf("no free short name for %s: the folder holds too many similar names, use another stick", name)
+}
+
+// fatName reports whether name is kept as it is on a FAT filesystem: a
+// plain name (letters, digits, '.', '-', '_') that does not end in '.'
+// (FAT drops trailing dots, so "a." would be stored, and found, as "a").
+func fatName(name string) bool {
+	return plainName(name) && !strings.HasSuffix(name, ".")
 }
 
 // lfnChecksum is the checksum long-name entries carry of their short name.

@@ -35,7 +35,7 @@ func FuzzRootPlace(f *testing.F) {
 			d = d[:8192]
 		}
 		d = d[:len(d)/512*512]
-		if !plainName(name) || len(name) > maxNameLen {
+		if !fatName(name) || len(name) > maxNameLen {
 			name = "airlock-response-1"
 		}
 		scan := scanDir(d)

@@ -519,6 +519,9 @@ func TestWriteResponseRefusals(t *testing.T) {
 		{"traversal file", fat, "airlock-response-1", []ResponseFile{{Name: "../x", Data: nil}}, "file name"},
 		{"no files", fat, "airlock-response-1", nil, "1 to 16 files"},
 		{"duplicate", fat, "airlock-response-1", []ResponseFile{{Name: "a.json"}, {Name: "A.JSON"}}, "twice"},
+		// FAT drops a trailing dot: "x." would be stored and found as "x".
+		{"trailing dot dir", fat, "airlock-response-1.", ok, "not ending in '.'"},
+		{"trailing dot file", fat, "airlock-response-1", []ResponseFile{{Name: "response.json.", Data: nil}}, "not ending in '.'"},
 		{"missing device", filepath.Join(t.TempDir(), "nope"), "airlock-response-1", ok, "no such file"},
 	}
 	for _, tc := range cases {

@@ -39,8 +39,8 @@ var ErrExists = errors.New("already exists")
 // allocation table. It then re-opens the medium read-only and compares
 // every byte it wrote.
 func WriteResponse(devPath, dir string, files []ResponseFile) error {
-	if !plainName(dir) || len(dir) > maxNameLen {
-		return fmt.Errorf("usb: response folder name %q: use letters, digits, '.', '-' and '_' only, at most %d", dir, maxNameLen)
+	if !fatName(dir) || len(dir) > maxNameLen {
+		return fmt.Errorf("usb: response folder name %q: use letters, digits, '.', '-' and '_' only, not ending in '.', at most %d", dir, maxNameLen)
 	}
 	if len(files) == 0 || len(files) > MaxResponseFiles {
 		return fmt.Errorf("usb: a response holds 1 to %d files, not %d", MaxResponseFiles, len(files))
@@ -48,8 +48,8 @@ func WriteResponse(devPath, dir string, files []ResponseFile) error {
 	var total int64
 	seen := map[string]bool{}
 	for _, f := range files {
-		if !plainName(f.Name) || len(f.Name) > maxNameLen {
-			return fmt.Errorf("usb: response file name %q: use letters, digits, '.', '-' and '_' only, at most %d", f.Name, maxNameLen)
+		if !fatName(f.Name) || len(f.Name) > maxNameLen {
+			return fmt.Errorf("usb: response file name %q: use letters, digits, '.', '-' and '_' only, not ending in '.', at most %d", f.Name, maxNameLen)
 		}
 		key := string(bytes.ToLower([]byte(f.Name)))
 		if seen[key] {
