@@ -145,7 +145,7 @@ check() { # DIR -> prints one line a problem; exit 1 if any
     fail "fstab does not mount the state partition nosuid,noexec"
 
   local s
-  for s in build.sh customize.sh boot-test.sh ceremony.sh install-deps.sh check-recipe.sh \
+  for s in build.sh customize.sh boot-test.sh ceremony-setup.sh install-deps.sh check-recipe.sh \
     rootfs/etc/initramfs-tools/hooks/airlock-verity rootfs/etc/initramfs-tools/scripts/local-top/airlock-verity; do
     bash -n "$d/$s" 2>/dev/null || fail "$s has a shell syntax error"
   done
