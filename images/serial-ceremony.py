@@ -24,6 +24,7 @@ import sys
 import time
 
 COLS, ROWS = 80, 25
+RAW_KEEP = 1 << 20
 
 
 class Screen:
@@ -212,6 +213,7 @@ class Console:
         self.screen = Screen()
         self.log = log
         self.closed = False
+        self.raw = b""  # what arrived since the last keys were typed
 
     def pump(self, seconds):
         end = time.monotonic() + seconds
@@ -224,9 +226,20 @@ class Console:
                 self.closed = True
                 break
             self.screen.feed(data)
+            self.raw = (self.raw + data)[-RAW_KEEP:]
+
+    def words(self):
+        """The text drawn since the last keys were typed, escape sequences
+        and line drawing removed, words joined by one space: the same
+        phrases as on the screen, independent of where they were drawn."""
+        t = re.sub(rb"\x1b\[[0-9;?>= ]*[@-~]|\x1b[^\[]|[\x00-\x1f\x7f]", b" ", self.raw)
+        t = t.decode("utf-8", "replace")
+        t = re.sub(r"[\u2500-\u257f]", " ", t)
+        return " ".join(t.split())
 
     def send(self, keys, why):
         print(f"serial-ceremony: {why}: typing {keys!r}" if "PIN" not in why else f"serial-ceremony: {why}", flush=True)
+        self.raw = b""
         for k in keys:
             self.sock.sendall(k.encode())
             self.pump(0.15)
@@ -271,12 +284,28 @@ def main():
     failures = [("REFUSED", "the ceremony was refused"), ("export failed", "the export failed")]
     start = time.monotonic()
     last_step = start
+    other_fp_since = None
     while True:
         con.pump(0.5)
-        f = con.screen.flat()
+        # The screen, and the words drawn since the last answer: a serial
+        # line under emulation sometimes repeats a byte, which can misplace
+        # a word on the screen but not drop it from the stream.
+        f = con.screen.flat() + " | " + con.words()
         # Act only on a screen that has settled (drawn completely).
         if time.monotonic() - con.screen.changed < 0.6 and not con.closed:
             continue
+        # A request fingerprint that is not the sender's is refused, as the
+        # officer would: r then Enter, and the run fails.
+        if "compare the request fingerprint" in f and a.fingerprint not in f and "fingerprint" not in done:
+            other_fp_since = other_fp_since or time.monotonic()
+            if time.monotonic() - other_fp_since > 3:
+                con.snapshot("fingerprint differs")
+                con.send(["r", "\r"], "the request fingerprint on screen is not the sender's: refuse")
+                con.pump(3)
+                print(f"serial-ceremony: FAIL: the request fingerprint on screen is not {a.fingerprint!r}; the screen shows:\n{con.screen.text()}", file=sys.stderr)
+                return 1
+        else:
+            other_fp_since = None
         for word, why in failures:
             if word in f and "SIGNED" not in f:
                 con.snapshot("failure")
