@@ -32,6 +32,10 @@ echo "ceremony-setup: building airlock and airlock-appliance for the host" >&2
 (cd "$repo" && go build -trimpath -o "$dir/bin/" ./cmd/airlock ./cmd/airlock-appliance)
 airlock=$dir/bin/airlock
 appliance=$dir/bin/airlock-appliance
+log=$dir/setup.log
+quiet() { # run a step, its output in setup.log; on failure show it
+  "$@" >>"$log" 2>&1 || { echo "ceremony-setup: failed: $*" >&2; tail -20 "$log" >&2; exit 1; }
+}
 
 # The holders' TPM keys, in a swtpm the guest boots with later. The server
 # is stopped by its process id.
@@ -43,6 +47,18 @@ swtpm socket --tpm2 --tpmstate dir="$dir/tpm" --server type=unixio,path="$sock" 
 stop_swtpm() {
   local pid
   pid=$(cat "$dir/swtpm-setup.pid" 2>/dev/null) || return 0
+  # TPM2_Shutdown(SU_CLEAR) first: a TPM stopped without it counts the
+  # PIN-authorised use of a key (the attestation at enrolment) as a
+  # dictionary-attack failure, and a few of those lock the keys out.
+  python3 - "$sock" <<'PY' || echo "ceremony-setup: TPM2_Shutdown failed; the TPM may count a dictionary-attack failure" >&2
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(10)
+s.connect(sys.argv[1])
+s.sendall(bytes.fromhex("80010000000c000001450000"))  # TPM2_Shutdown(SU_CLEAR)
+r = s.recv(64)
+sys.exit(0 if len(r) >= 10 and r[6:10] == bytes(4) else 1)
+PY
   kill "$pid" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   rm -f "$dir/swtpm-setup.pid"
@@ -57,23 +73,23 @@ for holder in alice bob; do
   while ((${#pin} < 8)); do pin="${pin}7"; done
   echo "$holder=$pin" >>"$dir/pins"
   (umask 077 && echo "$pin" >"$dir/$holder.pin")
-  "$airlock" key enroll --kind tpm --tpm-device "unix:$sock" --handle "$(printf '0x%08x' "$handle")" \
-    --holder "$holder" --pin-file "$dir/$holder.pin" --out "$dir/$holder.json" >/dev/null
+  quiet "$airlock" key enroll --kind tpm --tpm-device "unix:$sock" --handle "$(printf '0x%08x' "$handle")" \
+    --holder "$holder" --pin-file "$dir/$holder.pin" --out "$dir/$holder.json"
   rm -f "$dir/$holder.pin"
   echo "tpm:handle=$(printf '0x%08x' "$handle")" >>"$dir/key-uris"
   handle=$((handle + 1))
 done
-"$airlock" key attestation-key --tpm "unix:$sock" --out "$dir/tpm-ak.pem" >/dev/null
+quiet "$airlock" key attestation-key --tpm "unix:$sock" --out "$dir/tpm-ak.pem"
 stop_swtpm
 
 # The repository and the bundle, as the online side makes them.
 for k in root targets online; do
-  "$airlock" key generate --dev --holder "$k" --out "$dir/$k.pem" >/dev/null
+  quiet "$airlock" key generate --dev --holder "$k" --out "$dir/$k.pem"
 done
-"$airlock" init --repo "$dir/repo" --root-key "file:$dir/root.pem" --root-threshold 1 \
-  --targets-key "file:$dir/targets.pem" --online-key "file:$dir/online.pem" >/dev/null
-"$airlock" delegate --repo "$dir/repo" --sign-key "file:$dir/targets.pem" --role release --paths 'release/*' \
-  --key "$dir/alice.json" --key "$dir/bob.json" --threshold 2 >/dev/null
+quiet "$airlock" init --repo "$dir/repo" --root-key "file:$dir/root.pem" --root-threshold 1 \
+  --targets-key "file:$dir/targets.pem" --online-key "file:$dir/online.pem"
+quiet "$airlock" delegate --repo "$dir/repo" --sign-key "file:$dir/targets.pem" --role release --paths 'release/*' \
+  --key "$dir/alice.json" --key "$dir/bob.json" --threshold 2
 mkdir -p "$dir/artifact"
 echo "hello from the appliance boot test" >"$dir/artifact/hello-1.0.0.txt"
 "$airlock" bundle create --repo "$dir/repo" --role release \
@@ -99,8 +115,8 @@ cat >"$dir/policy.json" <<'EOF'
 EOF
 keys=()
 while read -r k; do keys+=(--key "$k"); done <"$dir/key-uris"
-"$appliance" init-state --state "$dir/state" --root "$dir/repo/metadata/1.root.json" --policy "$dir/policy.json" \
-  --trusted-root "$repo/cmd/airlock-appliance/testdata/trusted_root.json" --tpm-ak "$dir/tpm-ak.pem" "${keys[@]}" >/dev/null
+quiet "$appliance" init-state --state "$dir/state" --root "$dir/repo/metadata/1.root.json" --policy "$dir/policy.json" \
+  --trusted-root "$repo/cmd/airlock-appliance/testdata/trusted_root.json" --tpm-ak "$dir/tpm-ak.pem" "${keys[@]}"
 rm -f "$dir/state/.lock"
 chown -R 900:900 "$dir/state"
 echo "ceremony-setup: two TPM keys (alice, bob), role release 2-of-2, bundle with request fingerprint \"$fp\", state provisioned" >&2
