@@ -111,6 +111,8 @@ check() { # DIR -> prints one line a problem; exit 1 if any
     fail "an appliance unit starts it with a flag that bypasses the provisioned state or the confirmations"
   grep -qxF 'PrivateNetwork=no' "$svc/airlock-selftest.service" || fail "airlock-selftest.service must see the real network (PrivateNetwork=no)"
   grep -qxF 'User=airlock' "$svc/airlock-selftest.service" || fail "airlock-selftest.service lacks User=airlock"
+  grep -qxF 'Before=airlock-appliance.service airlock-appliance-serial.service' "$svc/airlock-selftest.service" ||
+    fail "airlock-selftest.service does not run before both appliance units (Before=airlock-appliance.service airlock-appliance-serial.service)"
   grep -qF "echo 1 > /proc/sys/kernel/modules_disabled" "$svc/airlock-modules-lock.service" ||
     fail "airlock-modules-lock.service does not set kernel.modules_disabled=1"
   grep -rqE '^\s*(ExecStart|ExecStartPre)=.*(getty|login|/bin/(ba|da)?sh\s*$)' "$svc" && fail "a unit in the recipe starts a getty, login or shell"
@@ -198,6 +200,7 @@ mutate "airlock-appliance-serial.service differs from airlock-appliance.service 
 mutate "an appliance unit starts it with a flag that bypasses" rootfs/etc/systemd/system/airlock-appliance-serial.service 's#^ExecStart=.*#& --dev#'
 mutate "airlock-appliance-serial.service sets more than TERM" rootfs/etc/systemd/system/airlock-appliance-serial.service 's#^Environment=.*#& AIRLOCK_X=1#'
 mutate "airlock-appliance-serial.service is missing" rootfs/etc/systemd/system/airlock-appliance-serial.service DELETE
+mutate "airlock-selftest.service does not run before both appliance units" rootfs/etc/systemd/system/airlock-selftest.service 's/^Before=.*/Before=airlock-appliance.service/'
 mutate "cmdline.txt has airlock.console=" cmdline.txt '$a airlock.console=ttyS0'
 mutate "customize.sh does not enable the appliance (tty1 and serial)" customize.sh 's/ airlock-appliance-serial.service / /'
 ((status == 0)) && echo "check-recipe --self-test: every break was reported"
