@@ -114,6 +114,12 @@ for _ in $(seq 50); do [[ -S $tmp/swtpm.sock ]] && break; sleep 0.1; done
 [[ -S $tmp/swtpm.sock ]] || { echo "boot-test: swtpm did not start" >&2; cat "$tmp/swtpm.log" >&2; exit 1; }
 
 cp "$vars" "$tmp/OVMF_VARS.fd"
+# The serial console: a file, or for the ceremony a unix socket that qemu
+# waits on until the driver connects; the driver then keeps the console log.
+# (Not qemu's logfile= beside the socket: it logs a byte again each time the
+# socket is momentarily full and the byte is sent again.)
+serial=(-serial file:"$tmp/console.log")
+((ceremony)) && serial=(-chardev socket,id=serial0,path="$tmp/serial.sock",server=on,wait=on -serial chardev:serial0)
 start=$(date +%s.%N)
 qemu-system-x86_64 -machine q35 -accel tcg -m 1024 -smp 2 \
   -drive if=pflash,format=raw,readonly=on,file="$code" \
@@ -124,8 +130,7 @@ qemu-system-x86_64 -machine q35 -accel tcg -m 1024 -smp 2 \
   -netdev user,id=net1,restrict=on -device virtio-net-pci,netdev=net1 \
   -device qemu-xhci,id=xhci \
   -drive if=none,id=stick,format=raw,file="$tmp/usb.img" -device usb-storage,bus=xhci.0,drive=stick \
-  -chardev socket,id=serial0,path="$tmp/serial.sock",server=on,wait=off,logfile="$tmp/console.log" -serial chardev:serial0 \
-  -display none -monitor none -no-reboot \
+  "${serial[@]}" -display none -monitor none -no-reboot \
   >"$tmp/qemu.log" 2>&1 &
 qemu_pid=$!
 if ((ceremony)); then
@@ -133,7 +138,7 @@ if ((ceremony)); then
   while read -r h; do holders+=(--holder "$h"); done <"$tmp/cer/pins"
   python3 "$here/serial-ceremony.py" --socket "$tmp/serial.sock" --fingerprint "$(cat "$tmp/cer/fingerprint")" \
     --role release "${holders[@]}" --timeout "$((timeout + ceremony_timeout))" --screens "$tmp/screens.txt" \
-    >"$tmp/driver.log" 2>&1 &
+    --raw "$tmp/console.log" >"$tmp/driver.log" 2>&1 &
   driver_pid=$!
 fi
 
@@ -143,6 +148,7 @@ while :; do
   if grep -q 'self-test: FAILED' "$tmp/console.log" 2>/dev/null; then verdict=failed; break; fi
   if grep -qE 'Kernel panic|airlock: .*(does not match|no partitions|no roothash)' "$tmp/console.log" 2>/dev/null; then verdict=panic; break; fi
   if ! kill -0 "$qemu_pid" 2>/dev/null; then verdict=exited; break; fi
+  if [[ -n $driver_pid ]] && ! kill -0 "$driver_pid" 2>/dev/null; then verdict="console driver exited: $(tail -3 "$tmp/driver.log")"; break; fi
   if (( $(date +%s) - ${start%.*} > timeout )); then verdict=timeout; break; fi
   sleep 1
 done

@@ -13,11 +13,12 @@ the screen first. A screen it does not expect, a refusal or a timeout fails
 the run with the screen printed.
 
   serial-ceremony.py --socket PATH --fingerprint WORDS --role ROLE \
-      --holder alice=PIN --holder bob=PIN [--timeout SECONDS] [--screens FILE]
+      --holder alice=PIN --holder bob=PIN [--timeout SECONDS] [--screens FILE] [--raw FILE]
 
 Exit status 0: the done screen says SIGNED and names the stick.
 """
 import argparse
+import codecs
 import re
 import socket
 import sys
@@ -36,7 +37,7 @@ class Screen:
         self.saved = (0, 0)
         self.state = "text"
         self.seq = ""
-        self.dec = b""
+        self.dec = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.changed = time.monotonic()
 
     def text(self):
@@ -48,9 +49,11 @@ class Screen:
         return " ".join(" ".join("".join(r).split()) for r in self.cells)
 
     def _put(self, ch):
+        # No automatic wrap: tcell places every run with the cursor, and a
+        # character past the last column (or a wrap at the bottom right,
+        # which would scroll) is not part of the screen it means.
         if self.x >= COLS:
-            self.x = 0
-            self._lf()
+            return
         self.cells[self.y][self.x] = ch
         self.x += 1
 
@@ -131,17 +134,7 @@ class Screen:
         # m (colours), r (scroll region), h/l and the rest change no text.
 
     def feed(self, data):
-        self.dec += data
-        try:
-            s = self.dec.decode("utf-8")
-            self.dec = b""
-        except UnicodeDecodeError as e:
-            if e.reason == "unexpected end of data":
-                s = self.dec[: e.start].decode("utf-8", "replace")
-                self.dec = self.dec[e.start:]
-            else:
-                s = self.dec.decode("utf-8", "replace")
-                self.dec = b""
+        s = self.dec.decode(data)
         for ch in s:
             self._char(ch)
         if s:
@@ -197,7 +190,7 @@ class Screen:
 
 
 class Console:
-    def __init__(self, path, log, connect_within=60):
+    def __init__(self, path, log, raw=None, connect_within=60):
         deadline = time.monotonic() + connect_within
         while True:
             try:
@@ -214,6 +207,7 @@ class Console:
         self.log = log
         self.closed = False
         self.raw = b""  # what arrived since the last keys were typed
+        self.rawlog = raw
 
     def pump(self, seconds):
         end = time.monotonic() + seconds
@@ -225,6 +219,9 @@ class Console:
             if not data:
                 self.closed = True
                 break
+            if self.rawlog:
+                self.rawlog.write(data)
+                self.rawlog.flush()
             self.screen.feed(data)
             self.raw = (self.raw + data)[-RAW_KEEP:]
 
@@ -258,10 +255,12 @@ def main():
     ap.add_argument("--holder", action="append", required=True, help="NAME=PIN, in any order")
     ap.add_argument("--timeout", type=float, default=900)
     ap.add_argument("--screens", help="append every screen answered to this file")
+    ap.add_argument("--raw", help="write everything the console sends, as received, to this file")
     a = ap.parse_args()
     holders = dict(h.split("=", 1) for h in a.holder)
     log = open(a.screens, "a") if a.screens else None
-    con = Console(a.socket, log)
+    raw = open(a.raw, "ab") if a.raw else None
+    con = Console(a.socket, log, raw)
 
     # Each step: the phrase that must be on the screen, what to type, and
     # what it means. A step runs once, in any order the appliance asks.
@@ -287,9 +286,8 @@ def main():
     other_fp_since = None
     while True:
         con.pump(0.5)
-        # The screen, and the words drawn since the last answer: a serial
-        # line under emulation sometimes repeats a byte, which can misplace
-        # a word on the screen but not drop it from the stream.
+        # The screen, and the words drawn since the last answer (the same
+        # phrases, wherever on the screen they were drawn).
         f = con.screen.flat() + " | " + con.words()
         # Act only on a screen that has settled (drawn completely).
         if time.monotonic() - con.screen.changed < 0.6 and not con.closed:
