@@ -170,6 +170,27 @@ objcopy \
   --add-section .linux="$work/vmlinuz" --change-section-vma .linux=0x2000000 \
   --add-section .initrd="$work/initrd.img" --change-section-vma .initrd=0x3000000 \
   "$stub" "$work/airlock.efi"
+# objcopy stamps the PE header with the time of the build: put
+# SOURCE_DATE_EPOCH there instead, and recompute the PE checksum.
+python3 - "$work/airlock.efi" "$SOURCE_DATE_EPOCH" <<'PY'
+import struct, sys
+path, epoch = sys.argv[1], int(sys.argv[2])
+b = bytearray(open(path, "rb").read())
+pe = struct.unpack_from("<I", b, 0x3C)[0]
+if b[pe:pe + 4] != b"PE\0\0":
+    sys.exit("build.sh: the kernel image is not a PE file")
+struct.pack_into("<I", b, pe + 8, epoch & 0xFFFFFFFF)  # COFF TimeDateStamp
+ck = pe + 24 + 64  # optional header CheckSum
+struct.pack_into("<I", b, ck, 0)
+data = bytes(b) + b"\0" * (len(b) % 2)
+s = 0
+for (w,) in struct.iter_unpack("<H", data):
+    s += w
+    s = (s & 0xFFFF) + (s >> 16)
+s = (s & 0xFFFF) + (s >> 16)
+struct.pack_into("<I", b, ck, (s + len(b)) & 0xFFFFFFFF)
+open(path, "wb").write(b)
+PY
 
 # 5. EFI system partition (FAT, made in user space, fixed volume id).
 mib() { echo $(( ($1 + 1048575) / 1048576 )); }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Fast static checks of the appliance image recipe (seconds, no build): the
 # package list, the kernel command line, the USBGuard rules, the services
-# (no getty, no shell, the appliance unprivileged on tty1), what the build
-# strips, and the shell syntax of the scripts. CI runs it through
+# (no getty, no shell, the appliance unprivileged on tty1, its serial-console
+# twin only conditioned on airlock.console=ttyS0 and otherwise the same),
+# what the build strips, and the shell syntax of the scripts. CI runs it through
 # scripts/test.sh; the full build and boot test (make image-test) is slow.
 #
 #   images/check-recipe.sh [RECIPE_DIR]     default: the folder of this script
@@ -43,7 +44,7 @@ check() { # DIR -> prints one line a problem; exit 1 if any
   done
   for o in init= rdinit= rw single emergency rescue systemd.debug_shell rd.shell break= debug \
     systemd.unit= module.sig_enforce=0 lockdown=none lockdown=integrity usbcore.authorized_default=1 \
-    usbcore.authorized_default=-1; do
+    usbcore.authorized_default=-1 airlock.console=; do
     if [[ $o == *= ]]; then
       [[ $cmd == *" $o"* ]] && fail "cmdline.txt has $o"
     else
@@ -81,12 +82,37 @@ check() { # DIR -> prints one line a problem; exit 1 if any
   # Services: the appliance runs unprivileged on tty1 with no network; the
   # self-test sees the real network; module loading is locked.
   local svc=$d/rootfs/etc/systemd/system
+  local exec='ExecStart=/usr/bin/airlock-appliance --state /var/lib/airlock --export-usb ask'
   for kv in User=airlock TTYPath=/dev/tty1 PrivateNetwork=yes NoNewPrivileges=yes ReadWritePaths=/var/lib/airlock \
-    'ExecStart=/usr/bin/airlock-appliance --state /var/lib/airlock'; do
+    "$exec" 'ConditionKernelCommandLine=!airlock.console=ttyS0'; do
     grep -qxF "$kv" "$svc/airlock-appliance.service" || fail "airlock-appliance.service lacks $kv"
   done
+  # The serial-console twin: runs only with airlock.console=ttyS0 on the
+  # kernel command line, and differs from the tty1 unit only in where the
+  # terminal is (the tty, its size, the description and the condition).
+  local serial=$svc/airlock-appliance-serial.service
+  if [[ ! -f $serial ]]; then
+    fail "airlock-appliance-serial.service is missing"
+  else
+    for kv in User=airlock TTYPath=/dev/ttyS0 PrivateNetwork=yes NoNewPrivileges=yes ReadWritePaths=/var/lib/airlock \
+      "$exec" ConditionKernelCommandLine=airlock.console=ttyS0; do
+      grep -qxF "$kv" "$serial" || fail "airlock-appliance-serial.service lacks $kv"
+    done
+    local where='^(Description|Conflicts|ConditionKernelCommandLine|TTYPath|TTYVTDisallocate|Environment)='
+    if ! diff -q <(noncomment "$svc/airlock-appliance.service" | grep -vE "$where") \
+      <(noncomment "$serial" | grep -vE "$where") >/dev/null; then
+      fail "airlock-appliance-serial.service differs from airlock-appliance.service beyond the terminal: $(diff \
+        <(noncomment "$svc/airlock-appliance.service" | grep -vE "$where") <(noncomment "$serial" | grep -vE "$where") | grep '^[<>]' | paste -sd' ' -)"
+    fi
+    grep -qxF 'Environment=TERM=linux LINES=25 COLUMNS=80' "$serial" ||
+      fail "airlock-appliance-serial.service sets more than TERM, LINES and COLUMNS (Environment=TERM=linux LINES=25 COLUMNS=80)"
+  fi
+  grep -hE '^ExecStart=' "$svc"/airlock-appliance*.service | grep -qE -- '--(dev|key|bundle|usb|confirm-fingerprint|date)\b' &&
+    fail "an appliance unit starts it with a flag that bypasses the provisioned state or the confirmations"
   grep -qxF 'PrivateNetwork=no' "$svc/airlock-selftest.service" || fail "airlock-selftest.service must see the real network (PrivateNetwork=no)"
   grep -qxF 'User=airlock' "$svc/airlock-selftest.service" || fail "airlock-selftest.service lacks User=airlock"
+  grep -qxF 'Before=airlock-appliance.service airlock-appliance-serial.service' "$svc/airlock-selftest.service" ||
+    fail "airlock-selftest.service does not run before both appliance units (Before=airlock-appliance.service airlock-appliance-serial.service)"
   grep -qF "echo 1 > /proc/sys/kernel/modules_disabled" "$svc/airlock-modules-lock.service" ||
     fail "airlock-modules-lock.service does not set kernel.modules_disabled=1"
   grep -rqE '^\s*(ExecStart|ExecStartPre)=.*(getty|login|/bin/(ba|da)?sh\s*$)' "$svc" && fail "a unit in the recipe starts a getty, login or shell"
@@ -97,8 +123,8 @@ check() { # DIR -> prints one line a problem; exit 1 if any
     rescue.service emergency.service systemd-firstboot.service; do
     grep -qF " $u " "$cust" || fail "customize.sh does not mask $u"
   done
-  grep -qE 'systemctl enable airlock-appliance.service airlock-selftest.service airlock-modules-lock.service usbguard.service' "$cust" ||
-    fail "customize.sh does not enable the appliance, self-test, module lock and usbguard"
+  grep -qE 'systemctl enable airlock-appliance.service airlock-appliance-serial.service airlock-selftest.service airlock-modules-lock.service usbguard.service' "$cust" ||
+    fail "customize.sh does not enable the appliance (tty1 and serial), self-test, module lock and usbguard"
   grep -qF "keep_fs=(squashfs ext4 jbd2 mbcache.ko)" "$cust" || fail "customize.sh keeps filesystem modules other than squashfs and ext4"
   grep -qF 'find "$root" -xdev -type f -perm /6000 -exec chmod ug-s {} +' "$cust" || fail "customize.sh does not drop setuid bits"
 
@@ -121,7 +147,7 @@ check() { # DIR -> prints one line a problem; exit 1 if any
     fail "fstab does not mount the state partition nosuid,noexec"
 
   local s
-  for s in build.sh customize.sh boot-test.sh install-deps.sh check-recipe.sh \
+  for s in build.sh customize.sh boot-test.sh ceremony-setup.sh install-deps.sh check-recipe.sh \
     rootfs/etc/initramfs-tools/hooks/airlock-verity rootfs/etc/initramfs-tools/scripts/local-top/airlock-verity; do
     bash -n "$d/$s" 2>/dev/null || fail "$s has a shell syntax error"
   done
@@ -135,11 +161,11 @@ fi
 
 # Self-test: each mutation must be reported with its reason.
 status=0
-mutate() { # WANT-TEXT FILE SED-EXPRESSION
+mutate() { # WANT-TEXT FILE SED-EXPRESSION (or DELETE: remove the file)
   local want=$1 file=$2 expr=$3 tmp out
   tmp=$(mktemp -d)
   tar -C "$here" --exclude=./out -cf - . | tar -C "$tmp" -xf -
-  sed -i -e "$expr" "$tmp/$file"
+  if [[ $expr == DELETE ]]; then rm -f "$tmp/$file"; else sed -i -e "$expr" "$tmp/$file"; fi
   out=$(check "$tmp")
   if [[ $? -eq 0 || $out != *"$want"* ]]; then
     echo "check-recipe --self-test: breaking $file with '$expr' was not reported as '$want'; got: $out" >&2
@@ -167,5 +193,15 @@ mutate "customize.sh keeps filesystem modules other than squashfs and ext4" cust
 mutate "modules-load.d/airlock.conf loads a network" rootfs/etc/modules-load.d/airlock.conf '$a vfat'
 mutate "fstab does not mount the state partition nosuid,noexec" rootfs/etc/fstab 's/nosuid,nodev,noexec,data=journal/rw,data=journal/'
 mutate "a unit in the recipe starts a getty" rootfs/etc/systemd/system/airlock-selftest.service 's#^ExecStart=.*#ExecStart=/sbin/agetty tty1#'
+mutate "airlock-appliance-serial.service lacks ConditionKernelCommandLine=airlock.console=ttyS0" rootfs/etc/systemd/system/airlock-appliance-serial.service '/^ConditionKernelCommandLine=/d'
+mutate "airlock-appliance.service lacks ConditionKernelCommandLine=!airlock.console=ttyS0" rootfs/etc/systemd/system/airlock-appliance.service '/^ConditionKernelCommandLine=/d'
+mutate "airlock-appliance-serial.service lacks TTYPath=/dev/ttyS0" rootfs/etc/systemd/system/airlock-appliance-serial.service 's#^TTYPath=.*#TTYPath=/dev/tty1#'
+mutate "airlock-appliance-serial.service differs from airlock-appliance.service beyond the terminal" rootfs/etc/systemd/system/airlock-appliance-serial.service 's/^PrivateNetwork=yes$/PrivateNetwork=no/'
+mutate "an appliance unit starts it with a flag that bypasses" rootfs/etc/systemd/system/airlock-appliance-serial.service 's#^ExecStart=.*#& --dev#'
+mutate "airlock-appliance-serial.service sets more than TERM" rootfs/etc/systemd/system/airlock-appliance-serial.service 's#^Environment=.*#& AIRLOCK_X=1#'
+mutate "airlock-appliance-serial.service is missing" rootfs/etc/systemd/system/airlock-appliance-serial.service DELETE
+mutate "airlock-selftest.service does not run before both appliance units" rootfs/etc/systemd/system/airlock-selftest.service 's/^Before=.*/Before=airlock-appliance.service/'
+mutate "cmdline.txt has airlock.console=" cmdline.txt '$a airlock.console=ttyS0'
+mutate "customize.sh does not enable the appliance (tty1 and serial)" customize.sh 's/ airlock-appliance-serial.service / /'
 ((status == 0)) && echo "check-recipe --self-test: every break was reported"
 exit $status

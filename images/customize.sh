@@ -104,7 +104,7 @@ echo 'KERNEL=="tpmrm[0-9]*", TAG+="systemd", MODE="0660", GROUP="tss"' >"$root/e
 # Services: the appliance on tty1, its self-test on the console, the module
 # lock; no getty, no shell, no first-boot questions, no random seed file on
 # the read-only root.
-in_root systemctl enable airlock-appliance.service airlock-selftest.service airlock-modules-lock.service usbguard.service >/dev/null
+in_root systemctl enable airlock-appliance.service airlock-appliance-serial.service airlock-selftest.service airlock-modules-lock.service usbguard.service >/dev/null
 in_root systemctl disable pcscd.socket >/dev/null 2>&1 || true
 in_root systemctl enable pcscd.socket >/dev/null
 for u in getty@.service serial-getty@.service autovt@.service console-getty.service container-getty@.service \

@@ -4,7 +4,8 @@
 # systemd-boot EFI stub (for the unified kernel image), binutils (objcopy),
 # the C toolchain and PC/SC headers airlock-appliance builds with (cgo),
 # FAT tools for the EFI system partition, dpkg-scanpackages (the offline
-# package folder), qemu with OVMF, and swtpm.
+# package folder), qemu with OVMF, swtpm, and python3 (the boot test drives
+# the appliance on the serial console with it).
 set -euo pipefail
 
 packages=(
@@ -12,7 +13,7 @@ packages=(
   dosfstools mtools fdisk e2fsprogs
   qemu-system-x86 ovmf swtpm swtpm-tools
   zstd ca-certificates dpkg-dev faketime
-  gcc pkg-config libpcsclite-dev
+  gcc pkg-config libpcsclite-dev python3
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -114,18 +114,21 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 }
 
 const initStateUsage = `usage: airlock-appliance init-state --state DIR --root ROOT.json --policy POLICY.json --trusted-root trusted_root.json
-           [--npm-keys npm-keys.json] [--tpm-ak tpm-ak.pem] [--piv-roots ROOTS.pem] [--reprovision]
+           [--npm-keys npm-keys.json] [--tpm-ak tpm-ak.pem] [--piv-roots ROOTS.pem] [--key URI...] [--reprovision]
 
 Provisions the appliance state: the pinned TUF root, the policy (its format
 is in README.md, "The policy file") and the Sigstore trusted root that
 provenance is verified against. A state directory is provisioned once;
 --reprovision replaces the root, policy and trust of a provisioned one after
 copying it whole into DIR.backup-TIME, and keeps its ledger and audit log.
+--key (repeat) writes the holders' key URIs into DIR/keys.txt; the terminal
+ui started without --key (as the appliance image starts it) uses them.
 File names are relative to the working directory.
 
 examples:
   airlock-appliance init-state --state /var/lib/airlock --root repo/metadata/1.root.json \
-      --policy policy.json --trusted-root trusted_root.json
+      --policy policy.json --trusted-root trusted_root.json --tpm-ak tpm-ak.pem \
+      --key tpm:handle=0x81000010 --key 'yubikey:serial=12345678;slot=9c'
   airlock-appliance init-state --state /var/lib/airlock --root repo/metadata/2.root.json \
       --policy policy.json --trusted-root trusted_root.json --reprovision
 `
@@ -140,12 +143,20 @@ func cmdInitState(args []string, stdout, stderr io.Writer) error {
 	tpmAK := fs.String("tpm-ak", "", "PEM public key of the appliance TPM's attestation key, to verify TPM key attestations (optional)")
 	pivRoots := fs.String("piv-roots", "", "PEM CA certificates of PIV attestation roots to trust besides Yubico's: your own CA or another PIV vendor's (optional)")
 	reprovision := fs.Bool("reprovision", false, "replace the root, policy and trust of a provisioned state, after a backup; the ledger and audit log stay")
+	var keys cli.List
+	fs.Var(&keys, "key", "key URI of a holder, kept in the state's keys.txt for the terminal ui (repeat; optional)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
 	if len(pos) > 0 {
 		return cli.Usagef("init-state takes no arguments, got %q", pos[0])
+	}
+	var keyList []string
+	if len(keys) > 0 {
+		if keyList, err = parseKeyList([]byte(strings.Join(keys, "\n"))); err != nil {
+			return cli.Usagef("--key: %v", err)
+		}
 	}
 	var missing []string
 	for _, f := range []struct{ name, v string }{{"--state", *state}, {"--root", *root}, {"--policy", *policy}, {"--trusted-root", *trusted}} {
@@ -178,6 +189,11 @@ func cmdInitState(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if keyList != nil {
+			if err := writeStateKeys(*state, keyList); err != nil {
+				return err
+			}
+		}
 		fmt.Fprintf(stdout, "state %s re-provisioned; the previous state is in %s\n", *state, backup)
 		return nil
 	}
@@ -186,6 +202,11 @@ func cmdInitState(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w: to replace its root, policy and trust, add --reprovision (the old state is backed up first)", err)
 		}
 		return err
+	}
+	if keyList != nil {
+		if err := writeStateKeys(*state, keyList); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(stdout, "state provisioned in %s\n", *state)
 	return nil

@@ -23,14 +23,19 @@ import (
 	"golang.org/x/term"
 )
 
-const tuiUsage = `usage: airlock-appliance --state DIR --key URI... [--out DIR] [--dev]
+const tuiUsage = `usage: airlock-appliance --state DIR [--key URI...] (--out DIR | --export-usb DEVICE|ask) [--dev]
            [--bundle DIR | --usb DEVICE_OR_IMAGE | --qr-images DIR] [--export-qr]
        airlock-appliance --demo [--dir DIR]
 
 With no command, runs a signing ceremony on the terminal UI. The bundle is
 read from a USB stick chosen on screen (read-only, in user space), unless
 --bundle names a folder, --usb a device or image, or --qr-images a folder
-of scanned QR frames (request.json only: no content diff). After signing,
+of scanned QR frames (request.json only: no content diff). Without --key,
+the holders' keys are the ones provisioned in DIR/keys.txt (init-state
+--key). The response goes to the --out folder and, with --export-usb, to a
+FAT32 stick; --export-usb ask chooses the stick on screen after signing
+(the appliance image runs --state /var/lib/airlock --export-usb ask).
+After signing,
 q on the done screen (or --export-qr) shows the signature response as an
 animated QR code with its fingerprint.
 --demo prepares a demo release (sigstore 1.3.0 -> 2.0.0 with its real
@@ -43,6 +48,7 @@ examples:
   airlock-appliance --demo --dir airlock-demo
   airlock-appliance --state /var/lib/airlock --key 'yubikey:serial=12345678;slot=9c' \
       --key 'yubikey:serial=23456789;slot=9c' --out /media/out/response
+  airlock-appliance --state /var/lib/airlock --export-usb ask
 `
 
 // keyList collects repeated --key flags.
@@ -59,7 +65,7 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	state := fs.String("state", "", "appliance state directory")
 	bundleDir := fs.String("bundle", "", "release bundle folder")
 	usbDev := fs.String("usb", "", "read the bundle from this USB device or FAT/ext4/ISO image instead of choosing a stick on screen")
-	exportUSB := fs.String("export-usb", "", "also write the response folder to this FAT32 USB device or image (read back after writing)")
+	exportUSB := fs.String("export-usb", "", "also write the response folder to this FAT32 USB device or image (read back after writing); ask: choose the stick on screen")
 	qrDir := fs.String("qr-images", "", "read request.json from the QR frames (PNG or JPEG files) in this folder")
 	out := fs.String("out", "", "folder to export the signature response to")
 	exportQR := fs.Bool("export-qr", false, "after signing, show the signature response as an animated QR code (q on the done screen does too)")
@@ -69,9 +75,19 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := cli.Parse(fs, args); err != nil {
 		return err
 	}
+	if !*demo && len(keys) == 0 && *state != "" {
+		k, err := stateKeys(*state)
+		if err != nil {
+			return err
+		}
+		keys = k
+	}
 	if !*demo {
 		if _, err := keyStatus(keys, *dev); err != nil {
 			return err
+		}
+		if *state == "" || (*out == "" && *exportUSB == "") || len(keys) == 0 {
+			return cli.Usagef("--state, --out or --export-usb, and at least one --key (or a provisioned keys.txt) are needed (or --demo)")
 		}
 	}
 	// The screen itself is drawn on /dev/tty; stdout may be redirected to a
@@ -103,8 +119,6 @@ func startTUI(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			status.Keys = append(status.Keys, tui.KeyStatus{URI: k, Holder: d.KeyHolders[i], Demo: true})
 		}
 		status.TPM = "not used by the demo"
-	} else if *state == "" || *out == "" || len(keys) == 0 {
-		return cli.Usagef("--state, --out and at least one --key are needed (or --demo)")
 	} else {
 		ks, err := keyStatus(keys, *dev)
 		if err != nil {
@@ -254,19 +268,44 @@ type exportSink struct {
 }
 
 func (s exportSink) Export(ctx context.Context, e appliance.Export) (string, error) {
-	where, err := appliance.DirSink(s.dir).Export(ctx, e)
-	if err != nil {
-		return "", err
+	var where string
+	if s.dir != "" {
+		w, err := appliance.DirSink(s.dir).Export(ctx, e)
+		if err != nil {
+			return "", err
+		}
+		where = w
 	}
 	st := tui.ExportStatus{Path: where, Response: e.Response}
 	if s.usb != "" {
-		w, err := sinks.USBSink{Device: s.usb}.Export(ctx, e)
-		if err != nil {
-			return "", fmt.Errorf("the response is in %s, but writing it to usb failed: %w", where, err)
+		dev := s.usb
+		if dev == askUSB {
+			d, err := pickDevice(ctx, s.ui, "write the response to a USB stick")
+			if err != nil {
+				return "", s.usbFailed(where, err)
+			}
+			dev = d
 		}
-		where += " and " + w
+		w, err := sinks.USBSink{Device: dev}.Export(ctx, e)
+		if err != nil {
+			return "", s.usbFailed(where, err)
+		}
+		if where != "" {
+			where += " and "
+		}
+		where += w
 		st = tui.ExportStatus{Path: where, ReadBack: true, Response: e.Response}
 	}
 	s.ui.SetExport(st)
 	return where, nil
+}
+
+// askUSB as --export-usb chooses the stick on screen after signing.
+const askUSB = "ask"
+
+func (s exportSink) usbFailed(where string, err error) error {
+	if where == "" {
+		return fmt.Errorf("writing the response to usb failed: %w", err)
+	}
+	return fmt.Errorf("the response is in %s, but writing it to usb failed: %w", where, err)
 }
