@@ -308,7 +308,7 @@ func (b *builder) checkName(p string) {
 			b.signal(Signal{Kind: KindInvisibleName, Severity: High, File: p, Detail: "file name is not valid UTF-8"})
 			return
 		}
-		if hidden(r) {
+		if hiddenInName(r) {
 			b.signal(Signal{Kind: KindInvisibleName, Severity: High, File: p, Detail: "file name contains " + describeRune(r)})
 			return
 		}

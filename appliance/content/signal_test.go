@@ -114,6 +114,8 @@ func TestSignals(t *testing.T) {
 		{"became executable", with(base(), ent{name: "index.js", body: "module.exports = 1;\n", mode: 0o755}), KindModeChange, Warn, "index.js", 0},
 		{"bidi in name", with(base(), ent{name: "lib/ex\u202egnp.js", body: "1\n"}), KindInvisibleName, High, "lib/ex\u202egnp.js", 0},
 		{"zero width in name", with(base(), ent{name: "ind\u200bex.js", body: "1\n"}), KindInvisibleName, High, "ind\u200bex.js", 0},
+		{"private use in name", with(base(), ent{name: "ind\ue000ex.js", body: "1\n"}), KindInvisibleName, High, "ind\ue000ex.js", 0},
+		{"unassigned in name", with(base(), ent{name: "lib\u2fff.js", body: "1\n"}), KindInvisibleName, High, "lib\u2fff.js", 0},
 		{"bidi in text", with(base(), ent{name: "index.js", body: "a\nb\nif (x) { /*\u202e } \u2066 if (y) */\n"}), KindInvisibleText, High, "index.js", 3},
 		{"escape in text", with(base(), ent{name: "index.js", body: "ok\n\x1b[2J\n"}), KindInvisibleText, High, "index.js", 2},
 		{"hangul filler identifier", with(base(), ent{name: "index.js", body: "const {\u3164} = req;\n"}), KindInvisibleText, High, "index.js", 1},
@@ -181,5 +183,22 @@ func TestWheelPth(t *testing.T) {
 	d := Compare(nil, tr, DefaultLimits())
 	if !hasSignal(d.Signals, KindPth, High, "demo_hook.pth", 1) {
 		t.Errorf("no pth signal: %+v", d.Signals)
+	}
+}
+
+// Private-use characters in a file's text (an icon font's code points in
+// a stylesheet) are ordinary content: no signal, although the review
+// escapes them when it shows the line.
+func TestPrivateUseInTextIsNotASignal(t *testing.T) {
+	old := mustRead(t, "demo-1.0.0.tgz", npmTgz(t, base()))
+	nt := mustRead(t, "demo-1.0.1.tgz", npmTgz(t, with(base(), ent{name: "icons.css", body: ".i-home:before{content:\"\ue000\"}\n"})))
+	d := Compare(old, nt, DefaultLimits())
+	for _, s := range d.Signals {
+		if s.Kind == KindInvisibleText {
+			t.Fatalf("a private-use icon in a stylesheet raised %+v", s)
+		}
+	}
+	if got := Visible("\ue000"); got != `\ue000` {
+		t.Fatalf("Visible(U+E000) = %q, want it escaped", got)
 	}
 }

@@ -70,7 +70,7 @@ func (ls likeSet) signals(what, s string, popular bool) []Signal {
 			out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " " + q(s) + " is not valid UTF-8"})
 			break
 		}
-		if hidden(r) {
+		if hiddenInName(r) {
 			out = append(out, Signal{Kind: KindDeceptiveText, Severity: High, File: s, Detail: what + " " + q(s) + " contains " + describeRune(r)})
 			break
 		}

@@ -28,6 +28,10 @@ func visible(s string, keepTab bool) string {
 // (see safetext.Hidden).
 func hidden(r rune) bool { return safetext.Hidden(r) }
 
+// hiddenInName reports whether r may not appear in a name shown for review:
+// hidden, or private-use or unassigned (safetext.Glyphless).
+func hiddenInName(r rune) bool { return safetext.Hidden(r) || safetext.Glyphless(r) }
+
 // bidiControl reports whether r is a bidirectional formatting character.
 func bidiControl(r rune) bool { return safetext.Bidi(r) }
 

@@ -9,7 +9,8 @@
 //     and every CSI or OSC introducer) are shown as \xNN or \u00NN;
 //   - bidirectional controls, zero-width and other format or
 //     default-ignorable characters, blank fillers, line and paragraph
-//     separators, variation selectors and noncharacters are shown as \uXXXX
+//     separators, variation selectors, noncharacters, and private-use and
+//     unassigned code points (no agreed glyph or width) are shown as \uXXXX
 //     or \UXXXXXXXX;
 //   - each byte of invalid UTF-8 is shown as \xNN;
 //   - a combining mark with no character of the text's own before it (at
@@ -73,7 +74,7 @@ func render(s string, keepTab bool) string {
 			shown = true
 		case r < 0x80 && (r < 0x20 || r == 0x7f):
 			fmt.Fprintf(&b, `\x%02x`, r)
-		case Hidden(r):
+		case Hidden(r) || Glyphless(r):
 			b.WriteString(Escape(r))
 		case unicode.In(r, unicode.Mn, unicode.Me) && !base:
 			b.WriteString(Escape(r))
@@ -118,6 +119,20 @@ func Hidden(r rune) bool {
 		return true
 	}
 	return unicode.In(r, unicode.Cc, unicode.Cf, unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
+}
+
+// Glyphless reports whether r is a private-use or unassigned code point (in
+// the Unicode version of Go's tables, which the terminal ui's segmenter
+// shares). Such a character has no agreed glyph or width: a terminal may
+// draw it as anything or as nothing, in one cell or two, so String escapes
+// it. It is not Hidden: private-use icons in a stylesheet are ordinary file
+// content, while a name that carries one is flagged by the review.
+func Glyphless(r rune) bool {
+	if r < 0xa0 || r > unicode.MaxRune {
+		return false
+	}
+	return unicode.Is(unicode.Co, r) ||
+		!unicode.IsGraphic(r) && !unicode.In(r, unicode.Cc, unicode.Cf, unicode.Cs, unicode.Zl, unicode.Zp)
 }
 
 // Bidi reports whether r is a bidirectional formatting character.

@@ -19,6 +19,11 @@ func TestString(t *testing.T) {
 		{"e\u0301 kept", "e\u0301 kept", ""},
 		{"\x1b\u0301", `\x1b\u0301`, ""},
 		{"café 日本 [red]", "café 日本 [red]", ""},
+		// Unassigned and private-use code points have no agreed glyph or
+		// width: a terminal may draw them as nothing, or over a neighbour.
+		{"x\u2fffy", `x\u2fffy`, ""},
+		{"icon\ue000", `icon\ue000`, ""},
+		{"\U000f0000pua", `\U000f0000pua`, ""},
 	} {
 		if got := String(tc.in); got != tc.want {
 			t.Errorf("String(%q) = %q, want %q", tc.in, got, tc.want)
