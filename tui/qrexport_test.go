@@ -65,13 +65,24 @@ func readQRScreen(t *testing.T, scr tcell.SimulationScreen, resp []byte) int {
 	defer z.Close()
 	dec := ur.NewDecoder(ur.Limits{})
 	seen := map[string]bool{}
+	// A capture taken while the animation swaps frames can read as no
+	// code, as a camera misses a frame now and then: a few single misses
+	// are allowed, two in a row or more than maxMisses are not.
+	const maxMisses = 5
+	misses, lastMiss := 0, -2
 	for i := 0; i < 5000 && !dec.Done(); i++ {
 		got, err := z.Decode(screenQR(scr, 3))
 		if err != nil {
 			t.Fatalf("read %d: %v\n%s", i, err, screenText(scr))
 		}
+		if len(got) == 0 && lastMiss != i-1 && misses < maxMisses {
+			misses, lastMiss = misses+1, i
+			t.Logf("read %d: no code on screen; reading again", i)
+			time.Sleep(5 * time.Millisecond)
+			continue
+		}
 		if len(got) != 1 {
-			t.Fatalf("read %d: %d codes on screen, want 1", i, len(got))
+			t.Fatalf("read %d: %d codes on screen, want 1 (%d single misses before)\n%s", i, len(got), misses, screenText(scr))
 		}
 		if !seen[string(got[0])] {
 			seen[string(got[0])] = true
