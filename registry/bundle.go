@@ -10,7 +10,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"sync"
 	"time"
 
@@ -89,49 +88,17 @@ func checkUniqueCached(raw []byte, check func() error) error {
 // that delegates role (empty for top-level roles), searched breadth first
 // over the newest metadata as tuf.Repository.DelegatorPath does.
 func (v metaView) delegatorPath(role string) ([]string, error) {
-	if role == metadata.ROOT || role == metadata.TARGETS {
-		return nil, nil
-	}
-	type node struct {
-		name string
-		path []string
-	}
-	queue := []node{{metadata.TARGETS, []string{metadata.TARGETS}}}
-	seen := map[string]bool{}
-	for visited := 0; len(queue) > 0; visited++ {
-		if visited > tuf.MaxDelegations {
-			return nil, fmt.Errorf("more than %d delegations visited looking for role %s", tuf.MaxDelegations, role)
-		}
-		n := queue[0]
-		queue = queue[1:]
-		if seen[n.name] {
-			continue
-		}
-		seen[n.name] = true
-		_, raw := v.role(n.name)
+	return tuf.FindDelegatorPath(role, func(name string) (*metadata.Delegations, error) {
+		_, raw := v.role(name)
 		if raw == nil {
-			continue
+			return nil, nil
 		}
 		t, err := parseTargetsCached(raw)
 		if err != nil {
-			return nil, fmt.Errorf("role %s: %w", n.name, err)
+			return nil, err
 		}
-		if t.Delegations == nil {
-			continue
-		}
-		for _, d := range t.Delegations.Roles {
-			if d.Name == role {
-				return n.path, nil
-			}
-		}
-		if sr := t.Delegations.SuccinctRoles; sr != nil && sr.IsDelegatedRole(role) {
-			return n.path, nil
-		}
-		for _, d := range t.Delegations.Roles {
-			queue = append(queue, node{d.Name, append(slices.Clone(n.path), d.Name)})
-		}
-	}
-	return nil, fmt.Errorf("no role delegates %q; add it with airlock delegate", role)
+		return t.Delegations, nil
+	})
 }
 
 // Bundle builds the bundle that adds target to role from the repository

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -371,6 +372,24 @@ func (r *Repository) Role(role string) (*metadata.Metadata[metadata.TargetsType]
 // DelegatorPath returns the targets roles from "targets" down to the role
 // that delegates role (empty for top-level roles).
 func (r *Repository) DelegatorPath(role string) ([]string, error) {
+	return FindDelegatorPath(role, func(name string) (*metadata.Delegations, error) {
+		m, err := r.Role(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		return m.Signed.Delegations, nil
+	})
+}
+
+// FindDelegatorPath searches the targets roles breadth first from
+// "targets" for the role that delegates role and returns the path down to
+// it (empty for top-level roles), visiting at most MaxDelegations roles.
+// load returns a role's delegations in its newest metadata, nil when it
+// has none or the role has no metadata.
+func FindDelegatorPath(role string, load func(name string) (*metadata.Delegations, error)) ([]string, error) {
 	if role == metadata.ROOT || role == metadata.TARGETS {
 		return nil, nil
 	}
@@ -380,31 +399,33 @@ func (r *Repository) DelegatorPath(role string) ([]string, error) {
 	}
 	queue := []node{{metadata.TARGETS, []string{metadata.TARGETS}}}
 	seen := map[string]bool{}
-	for len(queue) > 0 {
+	for visited := 0; len(queue) > 0; visited++ {
+		if visited > MaxDelegations {
+			return nil, fmt.Errorf("more than %d delegations visited looking for role %s", MaxDelegations, role)
+		}
 		n := queue[0]
 		queue = queue[1:]
 		if seen[n.name] {
 			continue
 		}
 		seen[n.name] = true
-		m, err := r.Role(n.name)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
+		ds, err := load(n.name)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("role %s: %w", n.name, err)
 		}
-		if m.Signed.Delegations == nil {
+		if ds == nil {
 			continue
 		}
-		for _, d := range m.Signed.Delegations.Roles {
+		for _, d := range ds.Roles {
 			if d.Name == role {
 				return n.path, nil
 			}
-			queue = append(queue, node{d.Name, append(append([]string{}, n.path...), d.Name)})
 		}
-		if sr := m.Signed.Delegations.SuccinctRoles; sr != nil && sr.IsDelegatedRole(role) {
+		if sr := ds.SuccinctRoles; sr != nil && sr.IsDelegatedRole(role) {
 			return n.path, nil
+		}
+		for _, d := range ds.Roles {
+			queue = append(queue, node{d.Name, append(slices.Clone(n.path), d.Name)})
 		}
 	}
 	return nil, fmt.Errorf("no role delegates %q; add it with airlock delegate", role)
